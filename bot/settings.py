@@ -1,0 +1,108 @@
+"""Reelbot's settings, read from the environment and from `.env` in the working directory.
+
+The names are part of the public interface (see CONTRACT.md): operators put them in `.env` files, Docker and
+compose files, so they never change. There is no module-level instance: the composition root builds one and
+hands it down, which keeps tests free to build their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "SettingsError", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """Every setting of CONTRACT.md, validated. Secrets are `SecretStr` so a repr never shows them."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        case_sensitive=False,
+        extra="ignore",
+        hide_input_in_errors=True,  # a validation error must never echo a secret back
+    )
+
+    discord_token: SecretStr = Field(min_length=1)
+    aiml_api_key: SecretStr = Field(min_length=1)
+    aiml_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.aimlapi.com")
+    discord_api_base_url: AnyHttpUrl = AnyHttpUrl("https://discord.com/api/v10")
+    discord_gateway_url: str | None = None
+    database_url: str = "sqlite:///data/bot.db"
+    video_model: str = Field(default="klingai/video-o1-reference-to-video", min_length=1)
+    quota_default_limit: int = Field(default=5, ge=0)
+    quota_window_hours: float = Field(default=24, gt=0)
+    max_active_jobs_per_user: int = Field(default=2, ge=1)
+    poll_interval_seconds: float = Field(default=10, gt=0)
+    job_timeout_seconds: float = Field(default=1800, gt=0)
+    media_allow_private_networks: bool = False
+    dev_guild_id: int | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _fold_case(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.upper() if value.lower() in {"debug", "info", "warning", "error", "critical"} else value.lower()
+
+    @field_validator("discord_gateway_url", "dev_guild_id", "metrics_port", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `FOO=` in an .env file means "not set", not "set to the empty string".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("discord_gateway_url")
+    @classmethod
+    def _websocket_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("ws://", "wss://")):
+            raise ValueError("must be a ws:// or wss:// URL")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _sqlite_url(cls, value: str) -> str:
+        if not value.startswith("sqlite:///") or value == "sqlite:///":
+            raise ValueError("must look like sqlite:///relative/path.db or sqlite:////absolute/path.db")
+        return value
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file named by `DATABASE_URL` (`sqlite:///data/bot.db` → `data/bot.db`)."""
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+    @property
+    def quota_window_seconds(self) -> float:
+        return self.quota_window_hours * 3600
+
+    @property
+    def aiml_base(self) -> str:
+        """The provider base URL without a trailing slash, ready to have paths appended."""
+        return str(self.aiml_api_base_url).rstrip("/")
+
+    @property
+    def discord_rest_base(self) -> str:
+        return str(self.discord_api_base_url).rstrip("/")
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message is one line that names it and never shows its value."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment (and `.env`), turning validation errors into one readable line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+            reason = "is required but not set" if error["type"] == "missing" else f"is invalid: {error['msg']}"
+            problems.append(f"{name} {reason}")
+        raise SettingsError("; ".join(problems)) from None
