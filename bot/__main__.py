@@ -1,0 +1,61 @@
+"""Command line: `python -m bot [run|demo|sync|migrate]`.
+
+This is the composition root: the only place that reads settings, builds the parts and wires them together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from bot.settings import Settings, SettingsError, load_settings
+
+__all__ = ["main"]
+
+USAGE_ERROR = 2
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="Reelbot: reference images and a prompt in, a short video out, on Discord.",
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="run",
+        choices=["run", "demo", "sync", "migrate"],
+        help="run the bot (default); demo: a scripted /video against local simulators, no tokens needed; "
+        "sync: push the slash commands to Discord now; migrate: bring the database up to date and exit",
+    )
+    return parser.parse_args(argv)
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        # One line naming the setting, no traceback: this is what an operator sees in `docker logs`.
+        print(f"reelbot: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(USAGE_ERROR) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.command == "demo":
+        from bot.demo import run_demo
+
+        return asyncio.run(run_demo())
+    settings = _settings_or_exit()
+    from bot.runner import run_bot, run_migrate, run_sync
+
+    if args.command == "migrate":
+        return asyncio.run(run_migrate(settings))
+    if args.command == "sync":
+        return asyncio.run(run_sync(settings))
+    return run_bot(settings)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""The small interfaces the services need from the outside world.
+
+Services depend on these Protocols, never on discord.py or aiohttp directly, so they can be driven step by
+step in tests and the Discord side can change without touching job logic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from bot.provider.models import Generation, GenerationRequest
+from bot.services.presenter import Card
+
+__all__ = ["ChatError", "ChatPort", "ProviderPort"]
+
+
+class ProviderPort(Protocol):
+    async def submit(self, request: GenerationRequest) -> Generation: ...
+
+    async def poll(self, generation_id: str) -> Generation: ...
+
+
+class ChatError(Exception):
+    """A Discord call failed. `permanent` means retrying cannot help (missing access, deleted thread...)."""
+
+    def __init__(self, message: str, *, permanent: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.status = status
+
+
+class ChatPort(Protocol):
+    """What the services ask of Discord. All calls use the bot token, never an interaction token."""
+
+    def upload_limit(self, guild_id: int) -> int:
+        """The largest file, in bytes, the bot may post in this guild (depends on the boost tier)."""
+        ...
+
+    async def post_file(
+        self, thread_id: int, content: str, path: Path, filename: str, *, nonce: str, mention_user_id: int
+    ) -> int:
+        """Post `content` with the file attached; return the message id."""
+        ...
+
+    async def post_text(self, thread_id: int, content: str, *, nonce: str | None, mention_user_id: int) -> int: ...
+
+    async def find_message(self, thread_id: int, contains: str) -> int | None:
+        """The id of a recent message by the bot in the thread whose content contains `contains`."""
+        ...
+
+    async def update_card(self, channel_id: int, message_id: int, card: Card) -> None: ...
