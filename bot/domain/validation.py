@@ -62,9 +62,7 @@ def clean_prompt(prompt: str) -> str:
     from moderators and confuse the provider), line breaks kept, outer whitespace trimmed."""
     kept = []
     for char in prompt:
-        if char in "\n\t":
-            kept.append(char)
-        elif unicodedata.category(char) not in {"Cc", "Cf", "Cs", "Co", "Cn"}:
+        if char in "\n\t" or unicodedata.category(char) not in {"Cc", "Cf", "Cs", "Co", "Cn"}:
             kept.append(char)
     return "".join(kept).strip()
 
@@ -105,9 +103,7 @@ def _safe_filename(filename: str) -> str:
     return name if len(name) <= 60 else name[:57] + "..."
 
 
-def validate_video_request(
-    prompt: str, images: Sequence[ImageMeta], duration: int, aspect_ratio: str
-) -> list[str]:
+def validate_video_request(prompt: str, images: Sequence[ImageMeta], duration: int, aspect_ratio: str) -> list[str]:
     """Every problem with a `/video` request, in words a member can act on; empty when it is fine.
 
     `prompt` is expected to be cleaned already (see `clean_prompt`).
@@ -116,9 +112,7 @@ def validate_video_request(
     if not prompt:
         problems.append("The prompt is empty; describe the scene you want, e.g. `the cat from image 1 jumps`.")
     elif len(prompt) > MAX_PROMPT_CHARS:
-        problems.append(
-            f"The prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}. Shorten it."
-        )
+        problems.append(f"The prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}. Shorten it.")
     if not images:
         problems.append("Attach at least one reference image (`image1`).")
     elif len(images) > MAX_IMAGES:
