@@ -1,0 +1,126 @@
+"""The bot: a `commands.Bot` built from its parts (constructor injection), extensions loaded in `setup_hook`,
+the poller owned here (not by a cog), and one error handler for every slash command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.chat import DiscordChat
+from bot.commands_sync import sync_commands
+from bot.services.intake import Intake
+from bot.services.poller import Poller
+from bot.settings import Settings
+from bot.storage import Store
+
+__all__ = ["EXTENSIONS", "Reelbot", "reply_ephemeral"]
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.video", "cogs.quota")
+
+
+@dataclass
+class StartupOptions:
+    sync_commands: bool = True
+    force_sync: bool = False
+
+
+async def reply_ephemeral(interaction: discord.Interaction[Any], content: str) -> None:
+    """Answer privately, whether or not the interaction was already acknowledged."""
+    mentions = discord.AllowedMentions.none()
+    if interaction.response.is_done():
+        await interaction.followup.send(content, ephemeral=True, allowed_mentions=mentions)
+    else:
+        await interaction.response.send_message(content, ephemeral=True, allowed_mentions=mentions)
+
+
+class Reelbot(commands.Bot):
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        intake: Intake,
+        poller_factory: Any,
+        options: StartupOptions | None = None,
+    ) -> None:
+        # Only the guilds intent: the guild cache gives channels, roles and the boost tier (upload limit).
+        # No privileged intents; interactions carry the member and their roles.
+        intents = discord.Intents.none()
+        intents.guilds = True
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+        )
+        self.settings = settings
+        self.store = store
+        self.intake = intake
+        self.chat = DiscordChat(self)
+        self.poller: Poller = poller_factory(self.chat)
+        self.options = options or StartupOptions()
+        self._poller_task: asyncio.Task[None] | None = None
+        self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
+
+    async def setup_hook(self) -> None:
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        if self.options.sync_commands:
+            await sync_commands(
+                self.tree, self.store, dev_guild_id=self.settings.dev_guild_id, force=self.options.force_sync
+            )
+        self._poller_task = asyncio.create_task(self._run_poller(), name="reelbot-poller")
+
+    async def _run_poller(self) -> None:
+        # The guild cache (upload limits) is needed before anything is delivered.
+        await self.wait_until_ready()
+        try:
+            await self.poller.recover()
+            await self.poller.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.critical("the poller stopped unexpectedly", exc_info=True)
+
+    async def close(self) -> None:
+        await self.poller.stop()
+        if self._poller_task is not None:
+            self._poller_task.cancel()
+            await asyncio.gather(self._poller_task, return_exceptions=True)
+        await super().close()
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+    ) -> None:
+        """The one place where errors become words: friendly and short for the member, detailed in the log."""
+        if isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure):
+            text = str(error) if isinstance(error, app_commands.CheckFailure) else "You are not allowed to do that."
+            message = text or "You are not allowed to use this command."
+        elif isinstance(error, app_commands.TransformerError):
+            message = f"`{error.value!s:.50}` is not a valid value here. Check the option and try again."
+        else:
+            reference = secrets.token_hex(3)
+            log.error(
+                "command %s failed (reference %s)",
+                interaction.command.qualified_name if interaction.command else "?",
+                reference,
+                exc_info=error.original if isinstance(error, app_commands.CommandInvokeError) else error,
+            )
+            message = (
+                f"Something went wrong on the bot's side (reference `{reference}`). "
+                "Any video you were charged for will still be finished or refunded."
+            )
+        try:
+            await reply_ephemeral(interaction, message)
+        except discord.HTTPException:
+            log.warning("could not tell the member about an error (interaction %s)", interaction.id)

@@ -1,0 +1,34 @@
+"""`/quota`: a member's own allowance, privately."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import Reelbot, reply_ephemeral
+from bot.services.presenter import quota_lines
+
+__all__ = ["QuotaCog", "member_role_ids"]
+
+
+def member_role_ids(user: discord.abc.User) -> tuple[int, ...]:
+    return tuple(role.id for role in user.roles) if isinstance(user, discord.Member) else ()
+
+
+class QuotaCog(commands.Cog):
+    def __init__(self, bot: Reelbot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="quota")
+    async def quota(self, interaction: discord.Interaction[Reelbot]) -> None:
+        """See how many videos you have left and when the next one frees up."""
+        if interaction.guild_id is None:
+            await reply_ephemeral(interaction, "Quotas belong to a server: run `/quota` in one.")
+            return
+        status = await self.bot.intake.quota(interaction.guild_id, interaction.user.id, member_role_ids(interaction.user))
+        await reply_ephemeral(interaction, "\n".join(quota_lines(status)))
+
+
+async def setup(bot: Reelbot) -> None:
+    await bot.add_cog(QuotaCog(bot))

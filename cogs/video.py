@@ -1,0 +1,178 @@
+"""`/video`: reference images and a prompt in, a status card and a thread out — within Discord's 3 seconds.
+
+Before the reply the cog does only local work (checks, one SQLite transaction); everything remote happens in
+the poller. The order matters: nothing is charged until every check passed, and the job row with its
+reservation exists before the first remote call, so no later failure can lose either.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import Reelbot, reply_ephemeral
+from bot.chat import card_embed
+from bot.domain.jobs import FailureKind, JobStatus
+from bot.domain.quotas import Refusal
+from bot.domain.validation import MAX_PROMPT_CHARS, ImageMeta
+from bot.logs import job_extra
+from bot.services.intake import Invalid, VideoRequest
+from bot.services.presenter import CardContext, quota_lines, render_card, thread_name
+from bot.storage import Refused
+from cogs.quota import member_role_ids
+
+__all__ = ["VideoCog", "thread_problem"]
+
+log = logging.getLogger(__name__)
+
+# What the bot needs in the channel to post the card, start the thread on it, and deliver the file there.
+REQUIRED = {
+    "view_channel": "View Channel",
+    "send_messages": "Send Messages",
+    "embed_links": "Embed Links",
+    "read_message_history": "Read Message History",
+    "create_public_threads": "Create Public Threads",
+    "send_messages_in_threads": "Send Messages in Threads",
+    "attach_files": "Attach Files",
+}
+THREAD_PARENTS = (discord.ChannelType.text, discord.ChannelType.news)
+
+
+def thread_problem(interaction: discord.Interaction[Reelbot]) -> str | None:
+    """Why the video could not be delivered in a thread started here, in words for the member; None if it can."""
+    channel = interaction.channel
+    if interaction.guild_id is None or channel is None:
+        return "`/video` works in a server's text channel, not in direct messages."
+    if channel.type in (discord.ChannelType.public_thread, discord.ChannelType.private_thread):
+        return "`/video` starts a thread for each video, and threads cannot hold threads. Run it in the channel."
+    if channel.type not in THREAD_PARENTS:
+        return "`/video` needs a text channel where I can start a thread (not a forum, voice or stage channel)."
+    permissions = interaction.app_permissions
+    missing = [label for name, label in REQUIRED.items() if not getattr(permissions, name)]
+    if missing:
+        return (
+            f"I cannot start a thread and post the video in this channel: I am missing **{', '.join(missing)}**. "
+            "Ask a moderator to grant them, or use another channel."
+        )
+    return None
+
+
+def _refusal_text(refused: Refused) -> str:
+    quota = refused.quota
+    if refused.refusal is Refusal.BLOCKED:
+        head = "You cannot start videos on this server right now."
+    elif refused.refusal is Refusal.TOO_MANY_ACTIVE:
+        head = (
+            f"You already have {quota.active} videos in progress, the most you can have at once "
+            f"({quota.max_active}). Start another when one is delivered."
+        )
+    else:
+        head = "You have reached your video limit for now."
+    return "\n".join([head, *quota_lines(quota), "Nothing was charged."])
+
+
+class VideoCog(commands.Cog):
+    def __init__(self, bot: Reelbot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="video")
+    @app_commands.describe(
+        prompt="What should happen? Refer to your images as image 1, image 2… (up to 2500 characters)",
+        image1="A reference image: PNG, JPEG or WebP, at least 300×300 px, up to 10 MiB",
+        image2="Another reference image (optional)",
+        image3="Another reference image (optional)",
+        image4="Another reference image (optional)",
+        image5="Another reference image (optional)",
+        image6="Another reference image (optional)",
+        image7="Another reference image (optional)",
+        duration="How long the video is (default 5 seconds)",
+        aspect_ratio="The shape of the video (default 16:9 landscape)",
+    )
+    @app_commands.choices(
+        duration=[app_commands.Choice(name="5 seconds", value=5), app_commands.Choice(name="10 seconds", value=10)],
+        aspect_ratio=[
+            app_commands.Choice(name="16:9 landscape", value="16:9"),
+            app_commands.Choice(name="9:16 portrait", value="9:16"),
+            app_commands.Choice(name="1:1 square", value="1:1"),
+        ],
+    )
+    async def video(
+        self,
+        interaction: discord.Interaction[Reelbot],
+        prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
+        image1: discord.Attachment,
+        image2: discord.Attachment | None = None,
+        image3: discord.Attachment | None = None,
+        image4: discord.Attachment | None = None,
+        image5: discord.Attachment | None = None,
+        image6: discord.Attachment | None = None,
+        image7: discord.Attachment | None = None,
+        duration: app_commands.Choice[int] | None = None,
+        aspect_ratio: app_commands.Choice[str] | None = None,
+    ) -> None:
+        """Make a short video from reference images and a prompt."""
+        problem = thread_problem(interaction)
+        if problem is not None:
+            await reply_ephemeral(interaction, problem)
+            return
+        assert interaction.guild_id is not None and interaction.channel_id is not None  # thread_problem checked
+        slots = (image1, image2, image3, image4, image5, image6, image7)
+        attached = [(position, a) for position, a in enumerate(slots, start=1) if a is not None]
+        request = VideoRequest(
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            user_id=interaction.user.id,
+            role_ids=member_role_ids(interaction.user),
+            prompt=prompt,
+            images=tuple(
+                (ImageMeta(position, a.filename, a.content_type, a.size, a.width, a.height), a.url)
+                for position, a in attached
+            ),
+            attachment_ids=tuple(a.id for _, a in attached),
+            duration=duration.value if duration else 5,
+            aspect_ratio=aspect_ratio.value if aspect_ratio else "16:9",
+        )
+        outcome = await self.bot.intake.start(request)
+        if isinstance(outcome, Invalid):
+            lines = "\n".join(f"• {p}" for p in outcome.problems)
+            await reply_ephemeral(interaction, f"I could not start this video:\n{lines}\nNothing was charged.")
+            return
+        if isinstance(outcome, Refused):
+            await reply_ephemeral(interaction, _refusal_text(outcome))
+            return
+        job, quota = outcome.job, outcome.quota
+        card = render_card(job, CardContext(remaining=quota.remaining, limit=quota.limit + quota.granted))
+        try:
+            callback = await interaction.response.send_message(embed=card_embed(card))
+            message = callback.resource
+            if not isinstance(message, discord.InteractionMessage):
+                message = await interaction.original_response()
+        except discord.HTTPException:
+            # The member saw nothing, so the job must not run: give the unit back (unless the poller already
+            # picked it up, in which case it runs to the end and delivers in the channel).
+            log.exception("could not answer /video; cancelling job", extra=job_extra(job.id))
+            await self.bot.store.jobs.transition(
+                job.id,
+                JobStatus.QUEUED,
+                JobStatus.FAILED,
+                failure_kind=FailureKind.INTERNAL,
+                last_error="the reply to /video could not be sent",
+            )
+            return
+        await self.bot.store.jobs.update_fields(job.id, status_message_id=message.id)
+        try:
+            thread = await message.create_thread(name=thread_name(job.id, job.prompt), auto_archive_duration=1440)
+        except discord.HTTPException:
+            # Permissions changed between the check and now; the video is then posted in the channel itself.
+            log.warning("could not start the thread; will deliver in the channel", extra=job_extra(job.id))
+        else:
+            await self.bot.store.jobs.update_fields(job.id, thread_id=thread.id)
+        self.bot.poller.wake()
+        log.info("job accepted", extra=job_extra(job.id, user_id=job.user_id, guild_id=job.guild_id))
+
+
+async def setup(bot: Reelbot) -> None:
+    await bot.add_cog(VideoCog(bot))
