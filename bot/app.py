@@ -21,7 +21,7 @@ from bot.services.poller import Poller
 from bot.settings import Settings
 from bot.storage import Store
 
-__all__ = ["EXTENSIONS", "Reelbot", "reply_ephemeral"]
+__all__ = ["EXTENSIONS", "Reelbot", "StartupOptions", "reply_ephemeral"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ EXTENSIONS = ("cogs.video", "cogs.quota")
 class StartupOptions:
     sync_commands: bool = True
     force_sync: bool = False
+    start_poller: bool = True
 
 
 async def reply_ephemeral(interaction: discord.Interaction[Any], content: str) -> None:
@@ -79,7 +80,8 @@ class Reelbot(commands.Bot):
             await sync_commands(
                 self.tree, self.store, dev_guild_id=self.settings.dev_guild_id, force=self.options.force_sync
             )
-        self._poller_task = asyncio.create_task(self._run_poller(), name="reelbot-poller")
+        if self.options.start_poller:
+            self._poller_task = asyncio.create_task(self._run_poller(), name="reelbot-poller")
 
     async def _run_poller(self) -> None:
         # The guild cache (upload limits) is needed before anything is delivered.

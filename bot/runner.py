@@ -1,0 +1,142 @@
+"""Assembling the parts and running them: the bot, the store, the provider client, the poller.
+
+`assemble()` is the one place that builds a working Reelbot from settings; `python -m bot`, the demo and the
+end-to-end tests all go through it, so they run the same wiring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import discord
+
+from bot.app import Reelbot, StartupOptions
+from bot.discord_endpoints import point_discord_at
+from bot.domain.clock import Clock, system_clock
+from bot.logs import configure_logging
+from bot.provider.client import AimlClient
+from bot.provider.download import MediaDownloader
+from bot.services.intake import Intake, QuotaPolicy
+from bot.services.poller import Poller, PollerConfig
+from bot.services.ports import ChatPort
+from bot.settings import Settings
+from bot.storage import Store
+
+__all__ = ["assemble", "run_bot", "run_migrate", "run_sync", "serve"]
+
+log = logging.getLogger(__name__)
+SHUTDOWN_GRACE_SECONDS = 8.0
+
+
+def media_dir(settings: Settings) -> Path:
+    """Temporary video files live beside the database, on the volume operators already mount and back up."""
+    return settings.database_path.parent / "media"
+
+
+@contextlib.asynccontextmanager
+async def assemble(
+    settings: Settings, *, options: StartupOptions | None = None, clock: Clock = system_clock
+) -> AsyncIterator[Reelbot]:
+    """A ready-to-start bot with every part wired; closes all of them on exit."""
+    point_discord_at(settings.discord_rest_base, settings.discord_gateway_url)
+    store = await Store.open(settings.database_path, clock=clock)
+    downloader = MediaDownloader(allow_private_networks=settings.media_allow_private_networks)
+    try:
+        async with aiohttp.ClientSession() as session:
+            provider = AimlClient(session, settings.aiml_base, settings.aiml_api_key)
+            intake = Intake(
+                store,
+                model=settings.video_model,
+                policy=QuotaPolicy(
+                    default_limit=settings.quota_default_limit,
+                    window_seconds=settings.quota_window_seconds,
+                    max_active=settings.max_active_jobs_per_user,
+                ),
+            )
+            config = PollerConfig(
+                poll_interval=settings.poll_interval_seconds,
+                job_timeout=settings.job_timeout_seconds,
+                media_dir=media_dir(settings),
+            )
+
+            def make_poller(chat: ChatPort) -> Poller:
+                return Poller(
+                    store=store, provider=provider, downloader=downloader, chat=chat, config=config, clock=clock
+                )
+
+            bot = Reelbot(settings=settings, store=store, intake=intake, poller_factory=make_poller, options=options)
+            try:
+                yield bot
+            finally:
+                if not bot.is_closed():
+                    await bot.close()
+    finally:
+        await downloader.close()
+        await store.close()
+
+
+async def serve(settings: Settings, *, options: StartupOptions | None = None, stop: asyncio.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or `stop`), then shut down cleanly. Returns the exit status."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    async with assemble(settings, options=options) as bot:
+        running = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()), name="discord")
+        stopping = asyncio.create_task(stop.wait(), name="stop")
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if running.done():
+            exc = running.exception()
+            if isinstance(exc, discord.LoginFailure):
+                print("reelbot: configuration error: DISCORD_TOKEN was refused by Discord", file=sys.stderr)
+                return 2
+            if exc is not None:
+                log.critical("the Discord connection ended with an error", exc_info=exc)
+                return 1
+        log.info("shutting down: no new work; jobs in flight resume at the next start")
+        try:
+            await asyncio.wait_for(bot.close(), SHUTDOWN_GRACE_SECONDS)
+        except TimeoutError:
+            log.warning("shutdown took too long; the remaining work resumes at the next start")
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    return 0
+
+
+def _logging(settings: Settings) -> None:
+    configure_logging(
+        settings.log_level,
+        settings.log_format,
+        secrets=(settings.discord_token.get_secret_value(), settings.aiml_api_key.get_secret_value()),
+    )
+
+
+def run_bot(settings: Settings) -> int:
+    _logging(settings)
+    return asyncio.run(serve(settings))
+
+
+async def run_migrate(settings: Settings) -> int:
+    _logging(settings)
+    store = await Store.open(settings.database_path)
+    await store.close()
+    print(f"reelbot: database {settings.database_path} is up to date")
+    return 0
+
+
+async def run_sync(settings: Settings) -> int:
+    """Log in over REST only (no gateway), push the command definitions, and exit."""
+    _logging(settings)
+    async with assemble(settings, options=StartupOptions(sync_commands=True, force_sync=True, start_poller=False)) as bot:
+        await bot.login(settings.discord_token.get_secret_value())
+    print("reelbot: slash commands synced")
+    return 0
