@@ -136,7 +136,9 @@ async def run_migrate(settings: Settings) -> int:
 async def run_sync(settings: Settings) -> int:
     """Log in over REST only (no gateway), push the command definitions, and exit."""
     _logging(settings)
-    async with assemble(settings, options=StartupOptions(sync_commands=True, force_sync=True, start_poller=False)) as bot:
+    async with assemble(
+        settings, options=StartupOptions(sync_commands=True, force_sync=True, start_poller=False)
+    ) as bot:
         await bot.login(settings.discord_token.get_secret_value())
     print("reelbot: slash commands synced")
     return 0

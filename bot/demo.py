@@ -1,0 +1,143 @@
+"""`python -m bot demo`: one member's `/video`, end to end, against the two local simulators. No tokens needed.
+
+Everything real except the remote ends: the real discord.py client, the real store on a SQLite file, the real
+provider client over HTTP and the real poller; only Discord and the AI/ML API are the local simulators.
+It prints what the member sees, step by step, and writes the delivered MP4 to ./demo-output/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bot.app import StartupOptions
+from bot.runner import assemble
+from bot.settings import Settings
+from bot.sim.aimlapi import AimlSimulator, JobScript
+from bot.sim.discord import AttachmentSpec, DiscordSimulator
+from bot.sim.images import make_png
+
+__all__ = ["run_demo"]
+
+DEMO_TOKEN = "demo-bot-token"  # noqa: S105 — the simulator's own token, not a secret
+DEMO_KEY = "demo-api-key"
+OUTPUT = Path("demo-output")
+PROMPT = "The fox from image 1 runs through the snowy forest of image 2, camera tracking alongside"
+
+
+def _say(step: str, text: str = "") -> None:
+    print(f"\n▶ {step}")
+    for line in text.splitlines():
+        print(f"    {line}")
+
+
+def _card_text(embeds: list[dict[str, Any]]) -> str:
+    if not embeds:
+        return "(no card)"
+    embed = embeds[0]
+    lines = [f"[{embed.get('title', '')}]", embed.get("description", "")]
+    lines += [f"{f['name']}: {f['value']}" for f in embed.get("fields", [])]
+    return "\n".join(lines)
+
+
+def _status(embeds: list[dict[str, Any]]) -> str:
+    for field in embeds[0].get("fields", []) if embeds else []:
+        if field["name"] == "Status":
+            return str(field["value"])
+    return ""
+
+
+async def run_demo(output: Path = OUTPUT) -> int:
+    started = time.monotonic()
+    logging.basicConfig(level=logging.WARNING, format="    (log) %(levelname)s %(name)s: %(message)s")
+    discord_sim = DiscordSimulator(token=DEMO_TOKEN)
+    aiml = AimlSimulator(key=DEMO_KEY, default_script=JobScript(queued_s=0.5, generating_s=2.5))
+    await discord_sim.start()
+    await aiml.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="reelbot-demo-") as tmp:
+            settings = Settings(
+                _env_file=None,  # type: ignore[call-arg]  # the demo ignores any .env: it needs no settings
+                discord_token=DEMO_TOKEN,
+                aiml_api_key=DEMO_KEY,
+                aiml_api_base_url=aiml.base_url,
+                discord_api_base_url=discord_sim.rest_url,
+                discord_gateway_url=discord_sim.gateway_url,
+                database_url=f"sqlite:///{tmp}/demo.db",
+                media_allow_private_networks=True,  # the simulators live on 127.0.0.1
+                poll_interval_seconds=0.5,
+                dev_guild_id=discord_sim.guild.id,
+            )
+            async with assemble(settings, options=StartupOptions()) as bot:
+                running = asyncio.create_task(bot.start(DEMO_TOKEN))
+                await discord_sim.wait_until_ready(timeout=10)
+                code = await _play(discord_sim, output)
+                await bot.close()
+                await asyncio.gather(running, return_exceptions=True)
+    finally:
+        await aiml.stop()
+        await discord_sim.stop()
+    _say(f"Done in {time.monotonic() - started:.1f} s.")
+    return code
+
+
+async def _play(sim: DiscordSimulator, output: Path) -> int:
+    guild = sim.guild
+    member = guild.member_ids[0]
+    images = {
+        "image1": AttachmentSpec(
+            "fox.png", "image/png", data=make_png(1024, 768, (230, 120, 40)), width=1024, height=768
+        ),
+        "image2": AttachmentSpec(
+            "forest.png", "image/png", data=make_png(960, 960, (40, 140, 90)), width=960, height=960
+        ),
+    }
+    _say(
+        "A member runs /video in #general",
+        f'prompt: "{PROMPT}"\nimage1: fox.png (1024×768 PNG)\nimage2: forest.png (960×960 PNG)\nduration: 5 s',
+    )
+    handle = await sim.invoke_command(
+        "video", user_id=member, channel_id=guild.text_channel_id, options={"prompt": PROMPT}, attachments=images
+    )
+    card = await handle.wait_response(timeout=5)
+    _say("The status card appears in the channel (public)", _card_text(card.embeds))
+    await sim.wait_for(lambda: bool(sim.threads(guild.text_channel_id)), timeout=5)
+    thread = sim.threads(guild.text_channel_id)[0]
+    _say("A thread is started on the card", f"#{thread.name}")
+
+    seen = _status(card.embeds)
+    deadline = time.monotonic() + 20
+    delivered = None
+    while time.monotonic() < deadline:
+        current = sim.message(card.id)
+        status = _status(current.embeds) if current else ""
+        if status and status != seen:
+            seen = status
+            _say("The card updates", status)
+        posts = [m for m in sim.messages(thread.id) if m.attachments]
+        if posts:
+            delivered = posts[0]
+            break
+        await asyncio.sleep(0.1)
+    if delivered is None:
+        _say("The video did not arrive within 20 seconds — something is wrong.")
+        return 1
+    attachment = delivered.attachments[0]
+    output.mkdir(parents=True, exist_ok=True)
+    saved = output / attachment.filename
+    saved.write_bytes(attachment.data)
+    _say(
+        "The video is posted in the thread",
+        f"{delivered.content}\nfile: {attachment.filename} ({attachment.size:,} bytes) → saved to {saved}",
+    )
+    await sim.wait_for(lambda: "Delivered" in _status(sim.message(card.id).embeds), timeout=5)  # type: ignore[union-attr]
+    final = sim.message(card.id)
+    _say("The card, final", _card_text(final.embeds if final else []))
+    quota = await sim.invoke_command("quota", user_id=member, channel_id=guild.text_channel_id)
+    reply = await quota.wait_response(timeout=5)
+    _say("The member runs /quota (only they see the answer)", reply.content)
+    return 0
