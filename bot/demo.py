@@ -51,6 +51,11 @@ def _status(embeds: list[dict[str, Any]]) -> str:
     return ""
 
 
+def _save(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
 async def run_demo(output: Path = OUTPUT) -> int:
     started = time.monotonic()
     logging.basicConfig(level=logging.WARNING, format="    (log) %(levelname)s %(name)s: %(message)s")
@@ -127,9 +132,8 @@ async def _play(sim: DiscordSimulator, output: Path) -> int:
         _say("The video did not arrive within 20 seconds — something is wrong.")
         return 1
     attachment = delivered.attachments[0]
-    output.mkdir(parents=True, exist_ok=True)
     saved = output / attachment.filename
-    saved.write_bytes(attachment.data)
+    await asyncio.to_thread(_save, saved, attachment.data)
     _say(
         "The video is posted in the thread",
         f"{delivered.content}\nfile: {attachment.filename} ({attachment.size:,} bytes) → saved to {saved}",
