@@ -1,0 +1,534 @@
+"""A local stand-in for the AI/ML API video endpoint (Kling Video O1 reference-to-video).
+
+It behaves like the real service as AIMLAPI.md documents it: Bearer-key check, schema validation of submit
+bodies (unknown keys refused), an image fetch of every `image_list` URL, jobs that move queued → generating →
+completed|error on the simulator's clock, documented error bodies, and a CDN path serving a real MP4. Each job
+follows a `JobScript`, so tests can ask for rate limits, outages, failures, huge or broken videos.
+
+Run alone: `python -m bot.sim.aimlapi --port 8100 --key KEY` prints `API http://127.0.0.1:8100`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+
+from bot.sim.mp4 import build_mp4, mp4_parts
+
+__all__ = [
+    "SUBMIT_RULES",
+    "AimlSimulator",
+    "JobScript",
+    "RecordedRequest",
+    "SimGeneration",
+    "SubmitRules",
+    "validate_submit",
+]
+
+log = logging.getLogger(__name__)
+
+GENERATIONS_PATH = "/v2/video/generations"
+CDN_PREFIX = "/cdn/videos/"
+_ZEROS = bytes(64 * 1024)
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Texts of aimlapi's documented error pages (AIMLAPI.md §5), used in the `message` of the error body.
+_STATUS_MESSAGES: dict[int, str] = {
+    400: "Body validation error!",
+    401: "This request requires a valid API key. Please provide your API key in the Authorization header.",
+    403: "You've run out of credits. Please top up your balance to continue.",
+    404: "Generation not found",
+    429: "Too Many Requests: you have reached the rate or concurrency limit; add retries with backoff.",
+    500: "Internal server error",
+    502: "Bad Gateway",
+    503: "Service unavailable",
+    504: "Generation timeout",
+}
+
+
+@dataclass(frozen=True)
+class SubmitRules:
+    """The submit-body rules of the model's OpenAPI schema, in one place so a test can diff them."""
+
+    model_enum: tuple[str, ...]
+    required: tuple[str, ...]
+    allowed_keys: tuple[str, ...]
+    prompt_max_length: int
+    image_list_min_items: int
+    image_list_max_items: int
+    elements_max_items: int
+    element_required: tuple[str, ...]
+    element_reference_min_items: int
+    element_reference_max_items: int
+    aspect_ratio_enum: tuple[str, ...]
+    duration_enum: tuple[int, ...]
+
+
+SUBMIT_RULES = SubmitRules(
+    model_enum=("klingai/video-o1-reference-to-video",),
+    required=("model", "prompt"),
+    allowed_keys=("model", "prompt", "image_list", "elements", "aspect_ratio", "duration", "provider"),
+    prompt_max_length=2500,
+    image_list_min_items=1,
+    image_list_max_items=7,
+    elements_max_items=4,
+    element_required=("reference_image_urls", "frontal_image_url"),
+    element_reference_min_items=1,
+    element_reference_max_items=4,
+    aspect_ratio_enum=("16:9", "9:16", "1:1"),
+    duration_enum=(5, 10),
+)
+
+
+def _is_uri(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    return bool(parts.scheme) and (bool(parts.netloc) or parts.scheme == "data")
+
+
+def validate_submit(body: object, rules: SubmitRules = SUBMIT_RULES) -> str | None:
+    """None when `body` is acceptable, else the validation detail (zod-style wording, like aimlapi's)."""
+    if not isinstance(body, dict):
+        return "Expected object, received " + type(body).__name__
+    unknown = [k for k in body if k not in rules.allowed_keys]
+    if unknown:
+        return "Unrecognized key(s) in object: " + ", ".join(f"'{k}'" for k in unknown)
+    for key in rules.required:
+        if key not in body:
+            return f"{key}: Required"
+    if body["model"] not in rules.model_enum:
+        return f"model: Invalid enum value. Expected {' | '.join(rules.model_enum)}, received '{body['model']}'"
+    prompt = body["prompt"]
+    if not isinstance(prompt, str):
+        return "prompt: Expected string, received " + type(prompt).__name__
+    if len(prompt) > rules.prompt_max_length:
+        return f"prompt: String must contain at most {rules.prompt_max_length} character(s)"
+    if "image_list" in body:
+        images = body["image_list"]
+        if not isinstance(images, list):
+            return "image_list: Expected array"
+        if not rules.image_list_min_items <= len(images) <= rules.image_list_max_items:
+            return (
+                f"image_list: Array must contain between {rules.image_list_min_items} and "
+                f"{rules.image_list_max_items} element(s)"
+            )
+        for i, url in enumerate(images):
+            if not _is_uri(url):
+                return f"image_list.{i}: Invalid url"
+    if "elements" in body:
+        problem = _validate_elements(body["elements"], rules)
+        if problem:
+            return problem
+    if "aspect_ratio" in body and body["aspect_ratio"] not in rules.aspect_ratio_enum:
+        expected = " | ".join(f"'{a}'" for a in rules.aspect_ratio_enum)
+        return f"aspect_ratio: Invalid enum value. Expected {expected}, received '{body['aspect_ratio']}'"
+    if "duration" in body:
+        duration = body["duration"]
+        # The schema types duration as integer; bool is an int subclass in Python but not in JSON.
+        if isinstance(duration, bool) or duration not in rules.duration_enum or not isinstance(duration, int):
+            expected = " | ".join(str(d) for d in rules.duration_enum)
+            return f"duration: Invalid enum value. Expected {expected}, received {json.dumps(duration)}"
+    if "provider" in body and not isinstance(body["provider"], str):
+        return "provider: Expected string"
+    return None
+
+
+def _validate_elements(elements: object, rules: SubmitRules) -> str | None:
+    if not isinstance(elements, list):
+        return "elements: Expected array"
+    if len(elements) > rules.elements_max_items:
+        return f"elements: Array must contain at most {rules.elements_max_items} element(s)"
+    for i, element in enumerate(elements):
+        if not isinstance(element, dict):
+            return f"elements.{i}: Expected object"
+        for key in rules.element_required:
+            if key not in element:
+                return f"elements.{i}.{key}: Required"
+        if not _is_uri(element["frontal_image_url"]):
+            return f"elements.{i}.frontal_image_url: Invalid url"
+        refs = element["reference_image_urls"]
+        if not isinstance(refs, list) or not (
+            rules.element_reference_min_items <= len(refs) <= rules.element_reference_max_items
+        ):
+            return (
+                f"elements.{i}.reference_image_urls: Array must contain between "
+                f"{rules.element_reference_min_items} and {rules.element_reference_max_items} element(s)"
+            )
+    return None
+
+
+@dataclass
+class JobScript:
+    """How one submitted job behaves. Phase durations are scaled by the simulator's `time_scale`;
+    `submit_delay_s`/`poll_delay_s` are real seconds (they exist to make a client time out)."""
+
+    queued_s: float = 1.0
+    generating_s: float = 3.0
+    outcome: Literal["completed", "error"] = "completed"
+    error_message: str = "The generation failed on the provider side."
+    error_shape: Literal["name_message", "detail"] = "name_message"
+    submit_status: int | None = None
+    submit_retry_after: float | None = None
+    submit_delay_s: float = 0.0
+    submit_raw_body: str | None = None
+    poll_faults: tuple[int, ...] = ()
+    poll_retry_after: float | None = None
+    poll_delay_s: float = 0.0
+    poll_raw_body: str | None = None
+    video_size: int | None = None
+    video_status: int | None = None
+    truncate_video: bool = False
+    completed_without_url: bool = False
+    raw_status_sequence: tuple[str, ...] | None = None
+    credits_used: float | None = 1_120_000.0
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+    at: float
+
+
+@dataclass
+class SimGeneration:
+    """One accepted job. `image_error` is set if an `image_list` URL could not be fetched."""
+
+    id: str
+    script: JobScript
+    body: dict[str, object]
+    created: float
+    cdn_token: str
+    polls: int = 0
+    images_done: bool = False
+    image_error: str | None = None
+    video_requests: int = 0
+
+
+class AimlSimulator:
+    """The simulated AI/ML API. `async with` is not offered on purpose: tests call start()/stop()."""
+
+    def __init__(
+        self,
+        key: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        time_scale: float = 1.0,
+        default_script: JobScript | None = None,
+        fetch_images: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        # `clock` drives job phases; tests may pass a manual clock to step through statuses exactly.
+        self._clock = clock
+        self._key = key
+        self._host = host
+        self._port = port
+        self.time_scale = time_scale
+        self.default_script = default_script or JobScript()
+        self.fetch_images = fetch_images
+        self._scripts: collections.deque[JobScript] = collections.deque()
+        self.requests: list[RecordedRequest] = []
+        self.submissions: list[dict[str, object]] = []
+        self.generations: dict[str, SimGeneration] = {}
+        self._by_token: dict[str, SimGeneration] = {}
+        self._runner: web.AppRunner | None = None
+        self._client: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self._bound_port: int | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        if self._bound_port is None:
+            raise RuntimeError("simulator not started")
+        return f"http://{self._host}:{self._bound_port}"
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._record])
+        app.router.add_post(GENERATIONS_PATH, self._submit)
+        app.router.add_get(GENERATIONS_PATH, self._poll)
+        app.router.add_get(CDN_PREFIX + "{token}.mp4", self._video)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        self._bound_port = int(self._runner.addresses[0][1])
+        self._client = aiohttp.ClientSession(trust_env=False)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._client is not None:
+            await self._client.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- test helpers ------------------------------------------------------------------------------------
+
+    def script_next(self, *scripts: JobScript) -> None:
+        """Queue scripts for the next submits, in order; later submits use `default_script`."""
+        self._scripts.extend(scripts)
+
+    def poll_count(self, generation_id: str) -> int:
+        return self.generations[generation_id].polls
+
+    def video_bytes(self, generation_id: str) -> bytes:
+        """The exact bytes the CDN serves for this generation (when not truncated)."""
+        return build_mp4(self.generations[generation_id].script.video_size)
+
+    def video_url(self, generation_id: str) -> str:
+        return f"{self.base_url}{CDN_PREFIX}{self.generations[generation_id].cdn_token}.mp4"
+
+    # -- helpers -----------------------------------------------------------------------------------------
+
+    def _error(
+        self, request: web.Request, status: int, detail: str | None = None, retry_after: float | None = None
+    ) -> web.Response:
+        """The documented HTTP error body `{message, path, requestId, statusCode, timestamp}`."""
+        message = _STATUS_MESSAGES.get(status, "Error")
+        if detail:
+            message = f"{message} {detail}"
+        body = {
+            "message": message,
+            "path": request.path,
+            "requestId": str(uuid.uuid4()),
+            "statusCode": str(status),  # a string in aimlapi's own example
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
+        headers = {"Retry-After": _format_seconds(retry_after)} if retry_after is not None else None
+        return web.json_response(body, status=status, headers=headers)
+
+    def _authorised(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization", "") == f"Bearer {self._key}"
+
+    async def _stall(self, seconds: float) -> None:
+        # Wakes early on stop() so a stalled handler never holds up shutdown.
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            self.requests.append(
+                RecordedRequest(request.method, request.path, dict(request.query), status, time.time())
+            )
+
+    # -- endpoints ---------------------------------------------------------------------------------------
+
+    async def _submit(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorised(request):
+            return self._error(request, 401)
+        try:
+            body = await request.json()
+        except ValueError:
+            return self._error(request, 400, "Expected JSON body")
+        problem = validate_submit(body)
+        if problem:
+            return self._error(request, 400, problem)
+        script = self._scripts.popleft() if self._scripts else self.default_script
+        await self._stall(script.submit_delay_s)
+        if script.submit_status is not None:
+            return self._error(request, script.submit_status, retry_after=script.submit_retry_after)
+        if script.submit_raw_body is not None:
+            return web.Response(text=script.submit_raw_body, content_type="application/json")
+        gen = SimGeneration(
+            id=f"{uuid.uuid4()}:{body['model']}",
+            script=script,
+            body=body,
+            created=self._clock(),
+            cdn_token=uuid.uuid4().hex,
+        )
+        self.generations[gen.id] = gen
+        self._by_token[gen.cdn_token] = gen
+        self.submissions.append(body)
+        images = body.get("image_list") or []
+        if self.fetch_images and images:
+            task = asyncio.create_task(self._fetch_images(gen, [str(u) for u in images]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:
+            gen.images_done = True
+        return web.json_response(self._view(gen, self._clock()))
+
+    async def _fetch_images(self, gen: SimGeneration, urls: list[str]) -> None:
+        """GET each reference image like the provider does; the first failure fails the job."""
+        assert self._client is not None
+        timeout = aiohttp.ClientTimeout(total=10.0)
+        try:
+            for index, url in enumerate(urls):
+                reason: str | None = None
+                try:
+                    async with self._client.get(url, timeout=timeout) as resp:
+                        if not 200 <= resp.status < 300:
+                            reason = f"HTTP {resp.status}"
+                        else:
+                            await resp.read()
+                except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                    reason = type(exc).__name__
+                if reason is not None:
+                    path = urlsplit(url).path or "/"
+                    gen.image_error = (
+                        f"Failed to download image_list[{index}] ({path}): {reason}. "
+                        "Make sure the image URL is publicly reachable."
+                    )
+                    return
+        finally:
+            gen.images_done = True
+
+    def _phase(self, gen: SimGeneration, now: float) -> tuple[str, float]:
+        """("queued"|"generating"|"final", fraction of the generating phase elapsed)."""
+        script = gen.script
+        elapsed = now - gen.created
+        queued_end = script.queued_s * self.time_scale
+        generating = script.generating_s * self.time_scale
+        if elapsed < queued_end:
+            return "queued", 0.0
+        if elapsed < queued_end + generating or not gen.images_done:
+            return "generating", min(1.0, (elapsed - queued_end) / generating) if generating > 0 else 1.0
+        return "final", 1.0
+
+    def _view(self, gen: SimGeneration, now: float) -> dict[str, object]:
+        """The documented submit/poll body for the job's state at `now`."""
+        script = gen.script
+        phase, fraction = self._phase(gen, now)
+        failed = gen.image_error is not None or script.outcome == "error"
+        seq = script.raw_status_sequence
+        if phase == "queued":
+            raw = seq[0] if seq else "queued"
+            return {"id": gen.id, "status": raw}
+        if phase == "generating":
+            if seq and len(seq) > 2:
+                middle = seq[1:-1]
+                raw = middle[min(len(middle) - 1, int(fraction * len(middle)))]
+            else:
+                raw = seq[0] if seq else "generating"
+            return {"id": gen.id, "status": raw}
+        view: dict[str, object] = {"id": gen.id}
+        if failed:
+            view["status"] = seq[-1] if seq else "error"
+            message = gen.image_error or script.error_message
+            if script.error_shape == "detail" and gen.image_error is None:
+                view["error"] = {"detail": [{"loc": ["body", "image_list"], "msg": message, "type": "value_error"}]}
+            else:
+                view["error"] = {"name": "GenerationError", "message": message}
+            view["video"] = None
+            return view
+        view["status"] = seq[-1] if seq else "completed"
+        view["video"] = None if script.completed_without_url else {"url": self.video_url(gen.id)}
+        if script.credits_used is not None:
+            view["meta"] = {"usage": {"credits_used": script.credits_used}}
+        return view
+
+    async def _poll(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorised(request):
+            return self._error(request, 401)
+        gen_id = request.query.get("generation_id")
+        if not gen_id:
+            return self._error(request, 400, "generation_id: Required")
+        gen = self.generations.get(gen_id)
+        if gen is None:
+            return self._error(request, 404)
+        gen.polls += 1
+        script = gen.script
+        await self._stall(script.poll_delay_s)
+        if gen.polls <= len(script.poll_faults):
+            return self._error(request, script.poll_faults[gen.polls - 1], retry_after=script.poll_retry_after)
+        if script.poll_raw_body is not None:
+            return web.Response(text=script.poll_raw_body, content_type="application/json")
+        return web.json_response(self._view(gen, self._clock()))
+
+    async def _video(self, request: web.Request) -> web.StreamResponse:
+        """The CDN: no auth (like real signed CDN URLs), streamed so N-MiB files never sit in memory."""
+        gen = self._by_token.get(request.match_info["token"])
+        if gen is None or self._phase(gen, self._clock())[0] != "final":
+            return web.Response(status=404, text="Not Found")
+        gen.video_requests += 1
+        script = gen.script
+        if script.video_status is not None:
+            return web.Response(status=script.video_status, text=f"HTTP {script.video_status}")
+        head, padding = mp4_parts(script.video_size)
+        total = len(head) + padding
+        resp = web.StreamResponse(status=200)
+        resp.content_type = "video/mp4"
+        resp.content_length = total
+        await resp.prepare(request)
+        await resp.write(head)
+        remaining = padding // 2 if script.truncate_video else padding
+        while remaining > 0:
+            chunk = _ZEROS if remaining >= len(_ZEROS) else _ZEROS[:remaining]
+            await resp.write(chunk)
+            remaining -= len(chunk)
+        if script.truncate_video:
+            # Promised `total` bytes, sent about half: drop the connection like a CDN that died mid-file.
+            if request.transport is not None:
+                request.transport.close()
+            return resp
+        await resp.write_eof()
+        return resp
+
+
+def _format_seconds(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+
+
+async def _serve(port: int, key: str, time_scale: float) -> None:
+    sim = AimlSimulator(key, port=port, time_scale=time_scale)
+    await sim.start()
+    print(f"API {sim.base_url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await sim.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bot.sim.aimlapi", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--key", required=True, help="the API key clients must send as a Bearer token")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="multiplies every job phase duration")
+    args = parser.parse_args(argv)
+    asyncio.run(_serve(args.port, args.key, args.time_scale))
+
+
+if __name__ == "__main__":
+    main()
