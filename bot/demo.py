@@ -16,15 +16,13 @@ from typing import Any
 
 from bot.app import StartupOptions
 from bot.runner import assemble
-from bot.settings import Settings
 from bot.sim.aimlapi import AimlSimulator, JobScript
 from bot.sim.discord import AttachmentSpec, DiscordSimulator
 from bot.sim.images import make_png
+from bot.sim.wiring import SIM_KEY, SIM_TOKEN, simulated_settings
 
 __all__ = ["run_demo"]
 
-DEMO_TOKEN = "demo-bot-token"  # noqa: S105 — the simulator's own token, not a secret
-DEMO_KEY = "demo-api-key"
 OUTPUT = Path("demo-output")
 PROMPT = "The fox from image 1 runs through the snowy forest of image 2, camera tracking alongside"
 
@@ -59,26 +57,15 @@ def _save(path: Path, data: bytes) -> None:
 async def run_demo(output: Path = OUTPUT) -> int:
     started = time.monotonic()
     logging.basicConfig(level=logging.WARNING, format="    (log) %(levelname)s %(name)s: %(message)s")
-    discord_sim = DiscordSimulator(token=DEMO_TOKEN)
-    aiml = AimlSimulator(key=DEMO_KEY, default_script=JobScript(queued_s=0.5, generating_s=2.5))
+    discord_sim = DiscordSimulator(token=SIM_TOKEN)
+    aiml = AimlSimulator(key=SIM_KEY, default_script=JobScript(queued_s=0.5, generating_s=2.5))
     await discord_sim.start()
     await aiml.start()
     try:
         with tempfile.TemporaryDirectory(prefix="reelbot-demo-") as tmp:
-            settings = Settings(
-                _env_file=None,  # type: ignore[call-arg]  # the demo ignores any .env: it needs no settings
-                discord_token=DEMO_TOKEN,
-                aiml_api_key=DEMO_KEY,
-                aiml_api_base_url=aiml.base_url,
-                discord_api_base_url=discord_sim.rest_url,
-                discord_gateway_url=discord_sim.gateway_url,
-                database_url=f"sqlite:///{tmp}/demo.db",
-                media_allow_private_networks=True,  # the simulators live on 127.0.0.1
-                poll_interval_seconds=0.5,
-                dev_guild_id=discord_sim.guild.id,
-            )
+            settings = simulated_settings(discord_sim, aiml, Path(tmp) / "demo.db")
             async with assemble(settings, options=StartupOptions()) as bot:
-                running = asyncio.create_task(bot.start(DEMO_TOKEN))
+                running = asyncio.create_task(bot.start(SIM_TOKEN))
                 await discord_sim.wait_until_ready(timeout=10)
                 code = await _play(discord_sim, output)
                 await bot.close()
