@@ -12,13 +12,19 @@ from typing import Protocol
 from bot.provider.models import Generation, GenerationRequest
 from bot.services.presenter import Card
 
-__all__ = ["ChatError", "ChatPort", "ProviderPort"]
+__all__ = ["ChatError", "ChatPort", "DownloaderPort", "ProviderPort"]
 
 
 class ProviderPort(Protocol):
     async def submit(self, request: GenerationRequest) -> Generation: ...
 
     async def poll(self, generation_id: str) -> Generation: ...
+
+
+class DownloaderPort(Protocol):
+    async def download(self, url: str, dest: Path, *, max_bytes: int) -> int:
+        """Stream `url` into `dest` (at most `max_bytes`); return the bytes written. Raises `DownloadError`s."""
+        ...
 
 
 class ChatError(Exception):
