@@ -14,6 +14,7 @@ import logging
 import os
 import pathlib
 import socket
+from collections.abc import Callable
 from urllib.parse import urljoin
 
 import aiohttp
@@ -101,21 +102,32 @@ def is_public_address(ip: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -
     )
 
 
+AddressPolicy = Callable[[ipaddress.IPv4Address | ipaddress.IPv6Address], bool]
+
+
+def _safe_check(policy: AddressPolicy, host: str) -> bool:
+    try:
+        return policy(ipaddress.ip_address(host.split("%", 1)[0]))
+    except ValueError:
+        return False
+
+
 class _RefusedAddress(OSError):
     """Raised inside the resolver; aiohttp wraps OSErrors from resolvers in ClientConnectorDNSError."""
 
 
 class _PublicOnlyResolver(AbstractResolver):
-    """Resolves with the default resolver, then drops every non-public address."""
+    """Resolves with the default resolver, then drops every address the policy refuses."""
 
-    def __init__(self) -> None:
+    def __init__(self, allowed: AddressPolicy = is_public_address) -> None:
         self._inner = aiohttp.DefaultResolver()
+        self._allowed = allowed
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
-        allowed = [r for r in results if is_public_address(r["host"])]
+        allowed = [r for r in results if _safe_check(self._allowed, r["host"])]
         if not allowed:
             raise _RefusedAddress(f"{host} resolves only to non-public addresses")
         return allowed
@@ -127,15 +139,27 @@ class _PublicOnlyResolver(AbstractResolver):
 class MediaDownloader:
     """Downloads provider media to files. Owns its aiohttp session (created on first use)."""
 
-    def __init__(self, *, allow_private_networks: bool, timeout: float = 120.0, max_redirects: int = 5) -> None:
+    def __init__(
+        self,
+        *,
+        allow_private_networks: bool,
+        timeout: float = 120.0,
+        max_redirects: int = 5,
+        address_allowed: AddressPolicy = is_public_address,
+    ) -> None:
+        """`address_allowed` replaces `is_public_address` (tests only: everything on this host is loopback,
+        so a test that needs one "public" and one refused address marks 127.0.0.1 as the public one)."""
         self._allow_private = allow_private_networks
+        self._address_allowed = address_allowed
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 15.0))
         self._max_redirects = max_redirects
         self._session: aiohttp.ClientSession | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            resolver: AbstractResolver = aiohttp.DefaultResolver() if self._allow_private else _PublicOnlyResolver()
+            resolver: AbstractResolver = (
+                aiohttp.DefaultResolver() if self._allow_private else _PublicOnlyResolver(self._address_allowed)
+            )
             connector = aiohttp.TCPConnector(resolver=resolver, limit=4)
             # trust_env=False: an HTTP(S)_PROXY from the environment would bypass the resolver check.
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
@@ -163,7 +187,7 @@ class MediaDownloader:
                 literal = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
             except ValueError:
                 literal = None
-            if literal is not None and not is_public_address(literal):
+            if literal is not None and not self._address_allowed(literal):
                 raise MediaRefused(f"{literal} is not a public address")
         return parsed
 
