@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.sim.aimlapi import JobScript
-from tests.conftest import World, image
+from tests.e2e_world import World, image, world  # noqa: F401  (world is a fixture)
 
 pytestmark = pytest.mark.timeout(60)
 
