@@ -509,12 +509,13 @@ def _format_seconds(seconds: float) -> str:
 
 async def _serve(port: int, key: str, time_scale: float) -> None:
     sim = AimlSimulator(key, port=port, time_scale=time_scale)
-    await sim.start()
-    print(f"API {sim.base_url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Handlers go in before the API line is printed: a supervisor may signal as soon as it reads the line.
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    await sim.start()
+    print(f"API {sim.base_url}", flush=True)
     try:
         await stop.wait()
     finally:
