@@ -23,6 +23,7 @@ async def test_happy_path_delivers_the_mp4_once_in_the_thread(tmp_path: Path) ->
         assert job.status is JobStatus.GENERATING
         assert job.generation_id in env.sim.generations
         # No history yet: the first poll is one interval after the submit, not at once.
+        assert job.submitted_at is not None
         assert job.next_poll_at == pytest.approx(job.submitted_at + 10.0)
 
         done = await env.drive(poller, job.id)
@@ -32,6 +33,7 @@ async def test_happy_path_delivers_the_mp4_once_in_the_thread(tmp_path: Path) ->
         assert len(files) == 1
         post = files[0]
         assert post.channel_id == THREAD
+        assert job.generation_id is not None
         assert post.data == env.sim.video_bytes(job.generation_id)
         assert post.filename == f"reelbot-{job.id}.mp4"
         assert post.mention_user_id == USER
@@ -50,12 +52,15 @@ async def test_first_poll_comes_near_the_median_of_recent_jobs(tmp_path: Path) -
     async with make_env(tmp_path) as env:
         poller = env.poller()
         first = await env.new_job()
-        await env.drive(poller, first.id, step=5.0)
-        took = (await env.job(first.id)).provider_finished_at - (await env.job(first.id)).submitted_at
+        first = await env.drive(poller, first.id, step=5.0)
+        assert first.provider_finished_at is not None
+        assert first.submitted_at is not None
+        took = first.provider_finished_at - first.submitted_at
 
         second = await env.new_job()
         await poller.run_once()
         second = await env.job(second.id)
+        assert second.submitted_at is not None
         assert second.next_poll_at == pytest.approx(second.submitted_at + took)
 
 
@@ -89,6 +94,7 @@ async def test_submit_429_requeues_and_submits_once_later(tmp_path: Path) -> Non
         await poller.run_once()
         job = await env.job(job.id)
         assert job.status is JobStatus.QUEUED
+        assert job.next_poll_at is not None
         assert job.next_poll_at >= env.clock.now + 30
         assert env.sim.generations == {}
 
@@ -126,6 +132,7 @@ async def test_timeout_expires_refunds_and_tells_the_thread(tmp_path: Path) -> N
         done = await env.drive(poller, job.id, step=15.0)
 
         assert done.status is JobStatus.EXPIRED
+        assert done.finished_at is not None
         assert done.finished_at - done.created_at >= 120.0
         assert await env.used() == 0
         [told] = env.chat.posts_in(THREAD)
@@ -145,6 +152,7 @@ async def test_video_over_the_upload_limit_is_posted_as_a_link(tmp_path: Path) -
         assert done.status is JobStatus.DELIVERED
         assert env.chat.files == []
         [link] = env.chat.posts_in(THREAD)
+        assert done.generation_id is not None
         assert env.sim.video_url(done.generation_id) in link.content
         assert "upload limit" in link.content
         assert link.mention_user_id == USER

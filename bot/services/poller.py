@@ -325,7 +325,8 @@ class Poller:
         try:
             generation = await self._provider.submit(request)
         except RateLimited as exc:
-            return await self._requeue(claimed, exc, exc.retry_after)
+            await self._requeue(claimed, exc, exc.retry_after)
+            return None
         except ProviderUnavailable as exc:
             if exc.maybe_submitted and exc.status is None:
                 # Timeout or a dropped connection after sending: the provider may be making the video.
@@ -333,7 +334,8 @@ class Poller:
                 return await self._fail(claimed, FailureKind.SUBMIT_UNCERTAIN, None)
             if exc.status is not None and claimed.submit_attempts >= self._config.max_submit_attempts:
                 return await self._fail(claimed, FailureKind.PROVIDER_UNAVAILABLE, "it kept answering with errors")
-            return await self._requeue(claimed, exc, None)
+            await self._requeue(claimed, exc, None)
+            return None
         except InputRejected as exc:
             return await self._fail(claimed, FailureKind.REJECTED_INPUT, _detail(exc))
         except OutOfCredits as exc:
@@ -485,15 +487,17 @@ class Poller:
 
     # ------------------------------------------------------------------ endings and bookkeeping
 
-    async def _fail(self, job: Job, kind: FailureKind, reason: str | None, **fields: Any) -> None:
-        """Fail `job` from its current state (the store refunds it in the same write) and tell the member."""
+    async def _fail(self, job: Job, kind: FailureKind, reason: str | None, **fields: Any) -> Job | None:
+        """Fail `job` from its current state (the store refunds it in the same write) and tell the member.
+
+        Returns the failed row (None if the job had already moved on)."""
         failed = await self._transition(
             job, job.status, JobStatus.FAILED, failure_kind=kind, last_error=reason, **fields
         )
         if failed is not None:
             self._forget(job.id)
             await self._tell(failed)
-        return
+        return failed
 
     async def _expire(self, job: Job) -> None:
         log.info("job %s: not finished within %.0f s; expiring it", job.id, self._config.job_timeout)
