@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-import os
 import pathlib
 import socket
+import uuid
 from collections.abc import Callable
 from urllib.parse import urljoin
 
@@ -230,7 +230,8 @@ class MediaDownloader:
         if expected is not None and expected > max_bytes:
             raise MediaTooLarge(expected, max_bytes)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        part = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+        # A unique sibling name: two downloads to the same dest never share (or rename) a half-written file.
+        part = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.part")
         written = 0
         try:
             with part.open("wb") as fh:
