@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -221,10 +222,22 @@ class Env:
         return sum(1 for r in self.sim.requests if r.method == "POST")
 
 
+class WallClock(FakeClock):
+    """Real time (for tests of the `run()` loop, which sleeps for real), still movable by `advance`."""
+
+    def __init__(self) -> None:
+        super().__init__(0.0)  # `now` is the offset added to the wall clock
+
+    def __call__(self) -> float:
+        return time.time() + self.now
+
+
 @contextlib.asynccontextmanager
-async def make_env(tmp: Path, script: JobScript | None = None, **config: Any) -> AsyncIterator[Env]:
+async def make_env(
+    tmp: Path, script: JobScript | None = None, *, real_time: bool = False, **config: Any
+) -> AsyncIterator[Env]:
     async with contextlib.AsyncExitStack() as stack:
-        clock = FakeClock()
+        clock = WallClock() if real_time else FakeClock()
         store = await Store.open(tmp / "db" / "reelbot.db", clock=clock)
         stack.push_async_callback(store.close)
         sim = AimlSimulator(

@@ -22,6 +22,7 @@ async def test_happy_path_delivers_the_mp4_once_in_the_thread(tmp_path: Path) ->
         job = await env.job(job.id)
         assert job.status is JobStatus.GENERATING
         assert job.generation_id in env.sim.generations
+        assert env.sim.poll_count(job.generation_id) == 0  # not polled the moment it was submitted
         # No history yet: the first poll is one interval after the submit, not at once.
         assert job.submitted_at is not None
         assert job.next_poll_at == pytest.approx(job.submitted_at + 10.0)

@@ -284,6 +284,8 @@ class Poller:
         for _ in range(_MAX_STEPS_PER_ROUND):
             if current is None or current.terminal or self._stopping:
                 return
+            if current is not job and current.next_poll_at is not None and current.next_poll_at > self._clock():
+                return  # e.g. just submitted: its first poll is scheduled for later
             current = await self._step(current)
 
     async def _step(self, job: Job) -> Job | None:
