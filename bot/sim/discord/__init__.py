@@ -1,0 +1,47 @@
+"""A local Discord (REST v10 + gateway WebSocket + CDN) that the real discord.py 2.7 client runs against.
+
+Start a `DiscordSimulator`, point discord.py at `sim.rest_url` / `sim.gateway_url` (see
+`bot.discord_endpoints.point_discord_at`), log a bot in, then drive it like a member would
+(`invoke_command`, `click_button`, `submit_modal`) and read what members see (`messages`, `threads`,
+interaction handles) plus the request log (`requests`). Controls cover the clock, token lifetimes, permissions,
+boost tier, rate limits and fault injection. `python -m bot.sim.discord --port 8200 --token TOKEN` runs it alone.
+"""
+
+from .driver import InteractionHandle, SimError
+from .server import DiscordSimulator
+from .state import (
+    ApiError,
+    AttachmentSpec,
+    Perm,
+    RecordedRequest,
+    SimAttachment,
+    SimChannel,
+    SimGuild,
+    SimMember,
+    SimMessage,
+    SimRole,
+    SimThread,
+    SimUser,
+    default_guild,
+    filesize_limit_for_tier,
+)
+
+__all__ = [
+    "ApiError",
+    "AttachmentSpec",
+    "DiscordSimulator",
+    "InteractionHandle",
+    "Perm",
+    "RecordedRequest",
+    "SimAttachment",
+    "SimChannel",
+    "SimError",
+    "SimGuild",
+    "SimMember",
+    "SimMessage",
+    "SimRole",
+    "SimThread",
+    "SimUser",
+    "default_guild",
+    "filesize_limit_for_tier",
+]

@@ -1,0 +1,438 @@
+"""The test driver: what a member does in the Discord client (run a slash command, click, submit a modal).
+
+Each action builds the INTERACTION_CREATE payload Discord would send (options typed from the *synced* command
+schema, `resolved` users/members/roles/channels/attachments, permissions, `attachment_size_limit`), dispatches it
+over the gateway and returns an `InteractionHandle` that follows the bot's response.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from .payloads import attachment_json, channel_json, member_json, message_json, role_json, user_json
+from .permissions import base_permissions, channel_permissions
+from .state import ALL_PERMISSIONS, AttachmentSpec, Perm, SimAttachment, SimChannel, SimGuild, SimMessage
+
+if TYPE_CHECKING:
+    from .server import DiscordSimulator
+
+__all__ = [
+    "InteractionHandle",
+    "SimError",
+    "build_command_interaction",
+    "build_component_interaction",
+    "build_modal_interaction",
+]
+
+
+class SimError(Exception):
+    """A driver action that the Discord client itself would refuse (unsynced command, bad option, …)."""
+
+
+class InteractionType:
+    """Interaction types."""
+
+    APPLICATION_COMMAND = 2
+    MESSAGE_COMPONENT = 3
+    AUTOCOMPLETE = 4
+    MODAL_SUBMIT = 5
+
+
+class InteractionHandle:
+    """One interaction as the simulator sees it, from dispatch through the bot's responses."""
+
+    def __init__(
+        self,
+        sim: DiscordSimulator,
+        *,
+        id: int,
+        type: int,
+        user_id: int,
+        channel_id: int,
+        guild_id: int | None,
+        name: str,
+        attachment_size_limit: int,
+        source_message_id: int | None = None,
+    ) -> None:
+        self.sim = sim
+        self.id = id
+        self.type = type
+        self.token = "aW50ZXJhY3Rpb246" + base64.urlsafe_b64encode(secrets.token_bytes(48)).decode().rstrip("=")
+        self.user_id = user_id
+        self.channel_id = channel_id
+        self.guild_id = guild_id
+        self.name = name
+        self.attachment_size_limit = attachment_size_limit
+        self.source_message_id = source_message_id
+        self.created_at = sim.now()
+        self.payload: dict[str, Any] = {}
+        self.response_type: int | None = None
+        self.acknowledged_at: float | None = None
+        self.ephemeral = False
+        self.original_message_id: int | None = None
+        self.original_edits = 0
+        self.followup_ids: list[int] = []
+        self.modal: dict[str, Any] | None = None
+        self.autocomplete_choices: list[dict[str, Any]] | None = None
+
+    def __repr__(self) -> str:
+        return f"<InteractionHandle id={self.id} name={self.name!r} response_type={self.response_type}>"
+
+    @property
+    def response(self) -> SimMessage | None:
+        """The original response message, if any."""
+        if self.original_message_id is None:
+            return None
+        return self.sim.message(self.original_message_id, include_ephemeral=True)
+
+    @property
+    def followups(self) -> list[SimMessage]:
+        """Messages sent through the followup endpoint (still existing ones)."""
+        found = (self.sim.message(m, include_ephemeral=True) for m in self.followup_ids)
+        return [m for m in found if m is not None]
+
+    async def wait_ack(self, timeout: float = 5.0) -> int:  # noqa: ASYNC109
+        """Wait until the bot acknowledged the interaction; returns the callback type."""
+        await self.sim.wait_for(lambda: self.response_type is not None, timeout=timeout)
+        assert self.response_type is not None
+        return self.response_type
+
+    async def wait_response(self, timeout: float = 5.0) -> SimMessage:  # noqa: ASYNC109
+        """The initial response: the reply (type 4), the updated message (7), or after a defer (5, 6) the
+        message once the bot first edited it. Raises SimError for a modal or autocomplete response."""
+
+        def ready() -> bool:
+            if self.response_type in (4, 7):
+                return self.response is not None
+            if self.response_type in (5, 6):
+                return self.original_edits > 0 and self.response is not None
+            return self.response_type in (8, 9)
+
+        await self.sim.wait_for(ready, timeout=timeout)
+        if self.response_type in (8, 9):
+            raise SimError(f"the bot answered with callback type {self.response_type}, not a message")
+        msg = self.response
+        assert msg is not None
+        return msg
+
+    async def wait_followups(self, n: int, timeout: float = 5.0) -> list[SimMessage]:  # noqa: ASYNC109
+        """Wait until at least `n` followup messages exist; returns them oldest first."""
+        await self.sim.wait_for(lambda: len(self.followups) >= n, timeout=timeout)
+        return self.followups
+
+
+def _member_and_perms(sim: DiscordSimulator, guild: SimGuild, channel: SimChannel, user_id: int) -> dict[str, Any]:
+    member = guild.members.get(user_id)
+    if member is None:
+        raise SimError(f"user {user_id} is not a member of guild {guild.id}")
+    return member_json(member, permissions=channel_permissions(guild, channel, user_id))
+
+
+def _channel_payload(sim: DiscordSimulator, guild: SimGuild, channel: SimChannel, user_id: int) -> dict[str, Any]:
+    data = channel_json(channel)
+    data["permissions"] = str(channel_permissions(guild, channel, user_id))
+    return data
+
+
+def _base_payload(
+    sim: DiscordSimulator, handle: InteractionHandle, guild: SimGuild, channel: SimChannel
+) -> dict[str, Any]:
+    return {
+        "id": str(handle.id),
+        "application_id": str(sim.application_id),
+        "type": handle.type,
+        "token": handle.token,
+        "version": 1,
+        "guild_id": str(guild.id),
+        "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
+        "channel_id": str(channel.id),
+        "channel": _channel_payload(sim, guild, channel, handle.user_id),
+        "member": _member_and_perms(sim, guild, channel, handle.user_id),
+        "app_permissions": str(channel_permissions(guild, channel, sim.bot_user.id)),
+        "entitlements": [],
+        "authorizing_integration_owners": {"0": str(guild.id)},
+        "context": 0,
+        "locale": "en-US",
+        "guild_locale": "en-US",
+        "attachment_size_limit": handle.attachment_size_limit,
+    }
+
+
+def _find_command(sim: DiscordSimulator, name: str, guild_id: int) -> tuple[dict[str, Any], bool]:
+    for cmd in sim.guild_commands.get(guild_id, []):
+        if cmd["name"] == name and cmd.get("type", 1) == 1:
+            return cmd, True
+    for cmd in sim.global_commands:
+        if cmd["name"] == name and cmd.get("type", 1) == 1:
+            return cmd, False
+    raise SimError(f"/{name} is not synced (for guild {guild_id} or globally); the client would not offer it")
+
+
+def _resolve_value(
+    sim: DiscordSimulator,
+    guild: SimGuild,
+    opt: dict[str, Any],
+    value: Any,
+    resolved: dict[str, dict[str, Any]],
+    user_id: int,
+) -> Any:
+    otype = opt["type"]
+    name = opt["name"]
+    if otype == 3:
+        return str(value)
+    if otype == 4:
+        return int(value)
+    if otype == 10:
+        return float(value)
+    if otype == 5:
+        return bool(value)
+    if otype in (6, 9) and int(value) in sim.users:
+        uid = int(value)
+        resolved.setdefault("users", {})[str(uid)] = user_json(sim.users[uid])
+        member = guild.members.get(uid)
+        if member is not None:
+            perms = base_permissions(guild, uid)
+            resolved.setdefault("members", {})[str(uid)] = member_json(member, with_user=False, permissions=perms)
+        return str(uid)
+    if otype in (8, 9) and int(value) in guild.roles:
+        rid = int(value)
+        resolved.setdefault("roles", {})[str(rid)] = role_json(guild.roles[rid])
+        return str(rid)
+    if otype == 7 and int(value) in guild.channels:
+        ch = guild.channels[int(value)]
+        data = {
+            "id": str(ch.id),
+            "name": ch.name,
+            "type": ch.type,
+            "permissions": str(channel_permissions(guild, ch, user_id)),
+        }
+        if ch.parent_id:
+            data["parent_id"] = str(ch.parent_id)
+        if ch.is_thread:
+            data["thread_metadata"] = {
+                "archived": ch.archived,
+                "locked": ch.locked,
+                "auto_archive_duration": ch.auto_archive_duration,
+                "archive_timestamp": channel_json(ch)["thread_metadata"]["archive_timestamp"],
+            }
+        resolved.setdefault("channels", {})[str(ch.id)] = data
+        return str(ch.id)
+    raise SimError(f"option {name!r} (type {otype}) got {value!r}, which does not resolve in this guild")
+
+
+def _build_options(
+    sim: DiscordSimulator,
+    guild: SimGuild,
+    channel: SimChannel,
+    schema: list[dict[str, Any]],
+    values: dict[str, Any],
+    attachments: dict[str, AttachmentSpec],
+    resolved: dict[str, dict[str, Any]],
+    user_id: int,
+) -> list[dict[str, Any]]:
+    known = {o["name"]: o for o in schema}
+    for name in list(values) + list(attachments):
+        if name not in known:
+            raise SimError(f"unknown option {name!r}; the command has {sorted(known)}")
+    out: list[dict[str, Any]] = []
+    for opt in schema:
+        name = opt["name"]
+        if name in attachments:
+            if opt["type"] != 11:
+                raise SimError(f"option {name!r} is not an attachment option")
+            spec = attachments[name]
+            att = SimAttachment(
+                id=sim.new_id(),
+                filename=spec.filename,
+                size=spec.size if spec.size is not None else len(spec.data),
+                content_type=spec.content_type,
+                data=spec.data,
+                channel_id=channel.id,
+                width=spec.width,
+                height=spec.height,
+                description=spec.description,
+                ephemeral=True,
+            )
+            sim.attachments[att.id] = att
+            resolved.setdefault("attachments", {})[str(att.id)] = attachment_json(sim, att)
+            out.append({"name": name, "type": 11, "value": str(att.id)})
+        elif name in values:
+            value = _resolve_value(sim, guild, opt, values[name], resolved, user_id)
+            out.append({"name": name, "type": opt["type"], "value": value})
+        elif opt.get("required"):
+            raise SimError(f"required option {name!r} is missing")
+    return out
+
+
+def build_command_interaction(
+    sim: DiscordSimulator,
+    name: str,
+    *,
+    user_id: int,
+    channel_id: int,
+    options: dict[str, Any] | None,
+    attachments: dict[str, AttachmentSpec] | None,
+    subcommand: str | None,
+) -> InteractionHandle:
+    """Build (not dispatch) a CHAT_INPUT interaction for a synced command."""
+    guild, channel = sim.locate_channel(channel_id)
+    command, is_guild_command = _find_command(sim, name, guild.id)
+    needed = command.get("default_member_permissions")
+    if needed not in (None, ""):
+        needed_bits = int(needed)
+        have = base_permissions(guild, user_id)
+        if have != ALL_PERMISSIONS and (needed_bits == 0 or have & needed_bits != needed_bits):
+            raise SimError(f"member {user_id} may not use /{name} (needs permissions {needed_bits})")
+    if not channel_permissions(guild, channel, user_id) & Perm.USE_APPLICATION_COMMANDS:
+        raise SimError(f"member {user_id} cannot use application commands in channel {channel_id}")
+    handle = InteractionHandle(
+        sim,
+        id=sim.new_id(),
+        type=InteractionType.APPLICATION_COMMAND,
+        user_id=user_id,
+        channel_id=channel.id,
+        guild_id=guild.id,
+        name=name if subcommand is None else f"{name} {subcommand}",
+        attachment_size_limit=guild.filesize_limit,
+    )
+    resolved: dict[str, dict[str, Any]] = {}
+    schema: list[dict[str, Any]] = command.get("options") or []
+    path = subcommand.split() if subcommand else []
+    wrappers: list[dict[str, Any]] = []
+    for part in path:
+        sub = next((o for o in schema if o["name"] == part and o["type"] in (1, 2)), None)
+        if sub is None:
+            raise SimError(f"/{name} has no subcommand or group {part!r}")
+        wrappers.append({"name": part, "type": sub["type"]})
+        schema = sub.get("options") or []
+    leaf = _build_options(sim, guild, channel, schema, options or {}, attachments or {}, resolved, user_id)
+    for wrapper in reversed(wrappers):
+        wrapper["options"] = leaf
+        leaf = [wrapper]
+    data: dict[str, Any] = {"id": str(command["id"]), "name": name, "type": 1}
+    if is_guild_command:
+        data["guild_id"] = str(guild.id)
+    if leaf:
+        data["options"] = leaf
+    if resolved:
+        data["resolved"] = resolved
+    handle.payload = _base_payload(sim, handle, guild, channel) | {"data": data}
+    return handle
+
+
+def _find_component(components: list[dict[str, Any]], custom_id: str) -> dict[str, Any] | None:
+    for comp in components:
+        if comp.get("custom_id") == custom_id:
+            return comp
+        for key in ("components", "accessory", "component"):
+            child = comp.get(key)
+            children = child if isinstance(child, list) else [child] if isinstance(child, dict) else []
+            found = _find_component(children, custom_id)
+            if found is not None:
+                return found
+    return None
+
+
+def build_component_interaction(
+    sim: DiscordSimulator, message: SimMessage, custom_id: str, *, user_id: int, values: list[str] | None
+) -> InteractionHandle:
+    """Build a MESSAGE_COMPONENT interaction (button click or select) on a message."""
+    component = _find_component(message.components, custom_id)
+    if component is None:
+        raise SimError(f"message {message.id} has no component with custom_id {custom_id!r}")
+    if component.get("disabled"):
+        raise SimError(f"component {custom_id!r} is disabled")
+    guild, channel = sim.locate_channel(message.channel_id)
+    handle = InteractionHandle(
+        sim,
+        id=sim.new_id(),
+        type=InteractionType.MESSAGE_COMPONENT,
+        user_id=user_id,
+        channel_id=channel.id,
+        guild_id=guild.id,
+        name=custom_id,
+        attachment_size_limit=guild.filesize_limit,
+        source_message_id=message.id,
+    )
+    data: dict[str, Any] = {"custom_id": custom_id, "component_type": int(component.get("type", 2))}
+    if component.get("type", 2) != 2:
+        data["values"] = [str(v) for v in values or []]
+    handle.payload = _base_payload(sim, handle, guild, channel) | {
+        "data": data,
+        "message": message_json(sim, message),
+    }
+    return handle
+
+
+def _modal_answer(component: dict[str, Any], values: dict[str, Any]) -> dict[str, Any] | None:
+    ctype = component.get("type")
+    if ctype == 1:
+        inner = [a for c in component.get("components") or [] if (a := _modal_answer(c, values)) is not None]
+        return {"type": 1, "components": inner}
+    if ctype == 18:
+        inner_answer = _modal_answer(component.get("component") or {}, values)
+        if inner_answer is None:
+            return None
+        out = {"type": 18, "component": inner_answer}
+        if "id" in component:
+            out["id"] = component["id"]
+        return out
+    custom_id = component.get("custom_id")
+    if custom_id is None:
+        return None
+    value = values.get(custom_id, component.get("value", ""))
+    if ctype == 4:
+        return {"type": 4, "custom_id": custom_id, "value": str(value)}
+    listed = value if isinstance(value, list) else [value] if value not in ("", None) else []
+    return {"type": ctype, "custom_id": custom_id, "values": [str(v) for v in listed]}
+
+
+def build_modal_interaction(
+    sim: DiscordSimulator,
+    custom_id: str,
+    values: dict[str, Any],
+    *,
+    user_id: int,
+    channel_id: int | None,
+) -> InteractionHandle:
+    """Build a MODAL_SUBMIT for the most recent modal with this custom_id shown to that member."""
+    shown = next(
+        (
+            h
+            for h in reversed(list(sim.interactions.values()))
+            if h.modal is not None and h.modal.get("custom_id") == custom_id and h.user_id == user_id
+        ),
+        None,
+    )
+    if shown is None and channel_id is None:
+        raise SimError(f"no modal {custom_id!r} was shown to user {user_id}; pass channel_id to submit anyway")
+    target_channel = channel_id if channel_id is not None else shown.channel_id if shown else 0
+    guild, channel = sim.locate_channel(target_channel)
+    handle = InteractionHandle(
+        sim,
+        id=sim.new_id(),
+        type=InteractionType.MODAL_SUBMIT,
+        user_id=user_id,
+        channel_id=channel.id,
+        guild_id=guild.id,
+        name=custom_id,
+        attachment_size_limit=guild.filesize_limit,
+        source_message_id=shown.source_message_id if shown else None,
+    )
+    if shown is not None and shown.modal is not None:
+        layout = shown.modal.get("components") or []
+        components = [a for c in layout if (a := _modal_answer(c, values)) is not None]
+    else:
+        components = [
+            {"type": 1, "components": [{"type": 4, "custom_id": k, "value": str(v)}]} for k, v in values.items()
+        ]
+    handle.payload = _base_payload(sim, handle, guild, channel) | {
+        "data": {"custom_id": custom_id, "components": components}
+    }
+    if handle.source_message_id is not None:
+        source = sim.message(handle.source_message_id, include_ephemeral=True)
+        if source is not None:
+            handle.payload["message"] = message_json(sim, source)
+    return handle
