@@ -1,0 +1,260 @@
+"""Observability: the Prometheus text the operator scrapes, the counts the poller feeds it, and `/healthz`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.domain.jobs import FailureKind, JobStatus
+from bot.health import CheckResult, HealthServer, database_check, gateway_check, poller_check
+from bot.metrics import CONTENT_TYPE, MeteredProvider, Metrics, Registry, job_observer
+from bot.services.poller import Poller
+from bot.sim.aimlapi import JobScript
+from bot.storage import Store
+from tests.fakes import Env, make_env
+
+# ---------------------------------------------------------------- the exposition format
+
+
+def test_counters_gauges_and_labels_render_in_the_text_format() -> None:
+    registry = Registry()
+    jobs = registry.counter("app_jobs_total", "Jobs.\nTwo lines", ("kind",))
+    temp = registry.gauge("app_temp", "Temperature")
+    jobs.inc(kind='say "hi"\\now\n')
+    jobs.inc(2, kind="plain")
+    temp.set(-1.5)
+
+    text = registry.render()
+
+    assert text.endswith("\n")
+    lines = text.splitlines()
+    assert lines[:2] == ["# HELP app_jobs_total Jobs.\\nTwo lines", "# TYPE app_jobs_total counter"]
+    assert 'app_jobs_total{kind="plain"} 2' in lines
+    assert 'app_jobs_total{kind="say \\"hi\\"\\\\now\\n"} 1' in lines
+    assert "# TYPE app_temp gauge" in lines
+    assert "app_temp -1.5" in lines
+
+
+def test_histogram_buckets_are_cumulative_with_sum_and_count() -> None:
+    registry = Registry()
+    latency = registry.histogram("app_seconds", "Latency", (0.1, 1.0))
+    for value in (0.05, 0.1, 0.5, 7.0, math.nan):
+        latency.observe(value)
+
+    lines = registry.render().splitlines()
+
+    assert 'app_seconds_bucket{le="0.1"} 2' in lines
+    assert 'app_seconds_bucket{le="1"} 3' in lines
+    assert 'app_seconds_bucket{le="+Inf"} 4' in lines
+    assert "app_seconds_count 4" in lines
+    assert "app_seconds_sum 7.65" in lines
+
+
+def test_misuse_is_refused_rather_than_exported_wrong() -> None:
+    registry = Registry()
+    counter = registry.counter("x_total", "x", ("kind",))
+    with pytest.raises(ValueError, match="cannot go down"):
+        counter.inc(-1, kind="a")
+    with pytest.raises(ValueError, match="labels"):
+        counter.inc(state="a")
+    with pytest.raises(ValueError, match="already registered"):
+        registry.gauge("x_total", "again")
+
+
+def test_every_metric_the_operator_needs_is_exported_from_the_start() -> None:
+    text = Metrics().render()
+    for name in (
+        "reelbot_jobs",
+        "reelbot_submissions_total",
+        "reelbot_job_failures_total",
+        "reelbot_refunds_total",
+        "reelbot_poll_requests_total",
+        "reelbot_initial_response_seconds_bucket",
+        "reelbot_delivery_lag_seconds_bucket",
+    ):
+        assert f"\n{name}" in "\n" + text or f"# TYPE {name}" in text, name
+    assert "reelbot_submissions_total 0" in text  # a zero, not a missing series, before the first job
+
+
+# ---------------------------------------------------------------- the poller feeds the counts
+
+
+def metered_poller(env: Env, metrics: Metrics) -> Poller:
+    poller = Poller(
+        store=env.store,
+        provider=MeteredProvider(env.client, metrics),
+        downloader=env.downloader,
+        chat=env.chat,
+        config=env.config,
+        clock=env.clock,
+        on_change=job_observer(metrics, env.store.jobs.is_free),
+        rand=lambda: 0.5,
+    )
+    env.pollers.append(poller)
+    return poller
+
+
+async def test_a_delivered_job_counts_one_submission_its_polls_and_its_delivery_lag(tmp_path: Path) -> None:
+    metrics = Metrics()
+    async with make_env(tmp_path, script=JobScript(queued_s=5, generating_s=20)) as env:
+        poller = metered_poller(env, metrics)
+        job = await env.new_job()
+        done = await env.drive(poller, job.id, step=5.0)
+
+        assert done.status is JobStatus.DELIVERED
+        polls = sum(1 for r in env.sim.requests if r.method == "GET" and "generations" in r.path)
+    assert metrics.submissions.value() == 1
+    assert metrics.submit_requests.value(outcome="ok") == 1
+    assert metrics.poll_requests.value(outcome="ok") == polls
+    assert metrics.deliveries.value() == 1
+    assert metrics.delivery_lag.count() == 1
+    assert metrics.refunds.value() == 0
+    text = metrics.render()
+    assert f'reelbot_poll_requests_total{{outcome="ok"}} {polls}' in text
+
+
+async def test_failures_are_counted_by_kind_with_their_refund(tmp_path: Path) -> None:
+    metrics = Metrics()
+    async with make_env(tmp_path) as env:
+        env.sim.script_next(JobScript(queued_s=1, generating_s=2, outcome="error", error_message="nope"))
+        env.sim.script_next(JobScript(submit_status=503), JobScript(submit_status=503), JobScript(submit_status=503))
+        poller = metered_poller(env, metrics)
+        rejected = await env.new_job("first")
+        unavailable = await env.new_job("second", user_id=77)
+        assert (await env.drive(poller, rejected.id)).failure_kind is FailureKind.REJECTED_CONTENT
+        assert (await env.drive(poller, unavailable.id)).failure_kind is FailureKind.PROVIDER_UNAVAILABLE
+
+    assert metrics.failures.value(kind="rejected_content") == 1
+    assert metrics.failures.value(kind="provider_unavailable") == 1
+    assert metrics.refunds.value() == 2
+    assert metrics.submit_requests.value(outcome="ProviderUnavailable") == 3
+    assert metrics.submissions.value() == 1
+
+
+# ---------------------------------------------------------------- /healthz and /metrics over HTTP
+
+
+@dataclass
+class FakeGateway:
+    ready: bool = True
+    closed: bool = False
+    latency: float = 0.042
+
+    def is_ready(self) -> bool:
+        return self.ready
+
+    def is_closed(self) -> bool:
+        return self.closed
+
+
+@dataclass
+class FakePollerState:
+    running: bool = True
+    last_beat: float | None = 100.0
+
+
+@dataclass
+class Served:
+    url: str
+    store: Store
+    gateway: FakeGateway
+    poller: FakePollerState
+    metrics: Metrics
+    now: list[float]
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[Served]:
+    store = await Store.open(tmp_path / "bot.db")
+    gateway, poller, metrics, now = FakeGateway(), FakePollerState(), Metrics(), [101.0]
+
+    async def refresh() -> None:
+        metrics.set_job_counts(await store.jobs.counts_by_status())
+
+    server = HealthServer(
+        metrics,
+        {
+            "database": database_check(store),
+            "gateway": gateway_check(gateway),
+            "poller": poller_check(poller, stale_after=60, monotonic=lambda: now[0]),
+        },
+        port=0,
+        host="127.0.0.1",
+        before_scrape=refresh,
+    )
+    await server.start()
+    try:
+        yield Served(f"http://127.0.0.1:{server.port}", store, gateway, poller, metrics, now)
+    finally:
+        await server.stop()
+        await store.close()
+
+
+async def get(url: str) -> tuple[int, str, dict[str, object] | None, str]:
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        text = await resp.text()
+        body = await resp.json() if resp.content_type == "application/json" else None
+        return resp.status, resp.headers["Content-Type"], body, text
+
+
+async def test_healthz_is_ok_when_database_gateway_and_poller_are(served: Served) -> None:
+    status, _, body, _ = await get(served.url + "/healthz")
+    assert status == 200
+    assert body is not None
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "gateway", "poller"}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("broken", ["gateway-down", "gateway-connecting", "poller-stopped", "poller-stuck", "db"])
+async def test_healthz_is_503_and_names_the_failing_check(served: Served, broken: str) -> None:
+    failing = broken.split("-")[0] if broken != "db" else "database"
+    if broken == "gateway-down":
+        served.gateway.closed = True
+    elif broken == "gateway-connecting":
+        served.gateway.ready = False
+    elif broken == "poller-stopped":
+        served.poller.running = False
+    elif broken == "poller-stuck":
+        served.now[0] = 1000.0
+    else:
+        await served.store.close()
+
+    status, _, body, _ = await get(served.url + "/healthz")
+
+    assert status == 503
+    assert body is not None
+    assert body["status"] == "unhealthy"
+    checks: dict[str, dict[str, object]] = body["checks"]  # type: ignore[assignment]
+    assert [name for name, c in checks.items() if not c["ok"]] == [failing]
+
+
+async def test_metrics_page_serves_jobs_by_state_and_health_in_prometheus_text(served: Served) -> None:
+    served.metrics.initial_response.observe(0.12)
+    status, content_type, _, text = await get(served.url + "/metrics")
+    assert status == 200
+    assert content_type == CONTENT_TYPE
+    assert 'reelbot_jobs{state="queued"} 0' in text
+    assert 'reelbot_jobs{state="delivered"} 0' in text
+    assert 'reelbot_health_check{check="database"} 1' in text
+    assert 'reelbot_initial_response_seconds_bucket{le="0.25"} 1' in text
+
+
+async def test_a_failing_check_never_shows_its_exception_text(served: Served) -> None:
+    async def leaky() -> CheckResult:
+        raise RuntimeError("/secret/path/bot.db is locked by pid 4242")
+
+    server = HealthServer(Metrics(), {"leaky": leaky}, port=0, host="127.0.0.1")
+    await server.start()
+    try:
+        status, _, body, text = await get(f"http://127.0.0.1:{server.port}/healthz")
+    finally:
+        await server.stop()
+    assert status == 503
+    assert "secret" not in text
+    assert "RuntimeError" in text
+    assert body is not None
