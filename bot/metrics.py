@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.domain.jobs import REFUNDED_ON, Job, JobStatus
 from bot.provider.models import Generation, GenerationRequest
@@ -258,7 +258,7 @@ class Metrics:
             "reelbot_health_check", "1 when the /healthz check passes, else 0 (read at scrape time).", ("check",)
         )
 
-    def set_job_counts(self, counts: Mapping[str, int]) -> None:
+    def set_job_counts(self, counts: Mapping[Any, int]) -> None:
         """Replace the jobs-by-state gauge with fresh counts from the store."""
         for state, n in counts.items():
             self.jobs.set(n, state=str(state))

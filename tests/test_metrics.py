@@ -207,7 +207,7 @@ async def test_healthz_is_ok_when_database_gateway_and_poller_are(served: Served
     assert status == 200
     assert body is not None
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "gateway", "poller"}  # type: ignore[arg-type]
+    assert set(body["checks"]) == {"database", "gateway", "poller"}  # type: ignore[call-overload]
 
 
 @pytest.mark.parametrize("broken", ["gateway-down", "gateway-connecting", "poller-stopped", "poller-stuck", "db"])
