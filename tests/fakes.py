@@ -26,7 +26,7 @@ from bot.domain.clock import FakeClock
 from bot.domain.jobs import Job, JobStatus, Reference
 from bot.provider.client import AimlClient
 from bot.provider.download import MediaDownloader
-from bot.services.poller import Poller, PollerConfig
+from bot.services.poller import OnChange, Poller, PollerConfig
 from bot.services.ports import ChatError, ProviderPort
 from bot.services.presenter import Card
 from bot.sim.aimlapi import AimlSimulator, JobScript
@@ -168,9 +168,10 @@ class Env:
     stack: contextlib.AsyncExitStack
     pollers: list[Poller] = field(default_factory=list)
 
-    def poller(self, **config: Any) -> Poller:
+    def poller(self, *, on_change: OnChange | None = None, **config: Any) -> Poller:
         """A poller over this world (a fresh one models a restarted process)."""
         poller = Poller(
+            on_change=on_change,
             store=self.store,
             provider=self.provider,
             downloader=self.downloader,

@@ -8,14 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain.jobs import FailureKind, JobStatus
+from bot.domain.jobs import FailureKind, Job, JobStatus
+from bot.domain.jobs import JobStatus as S
+from bot.services.poller import Poller
+from bot.services.presenter import CardContext
 from bot.sim.aimlapi import JobScript
 from tests.fakes import CARD, CHANNEL, GUILD, KEY, THREAD, USER, make_env
 
 
 async def test_happy_path_delivers_the_mp4_once_in_the_thread(tmp_path: Path) -> None:
     async with make_env(tmp_path) as env:
-        poller = env.poller()
+        seen: list[JobStatus] = []
+
+        async def on_change(changed: Job) -> None:
+            seen.append(changed.status)
+
+        poller = env.poller(on_change=on_change)
         job = await env.new_job()
 
         assert await poller.run_once() == 1
@@ -47,6 +55,7 @@ async def test_happy_path_delivers_the_mp4_once_in_the_thread(tmp_path: Path) ->
         # The card followed the job and ended on "delivered".
         assert env.chat.cards[-1][:2] == (CHANNEL, CARD)
         assert "Delivered" in env.chat.cards[-1][2].fields[0][1]
+        assert seen == [S.SUBMITTING, S.GENERATING, S.DOWNLOADING, S.DELIVERING, S.DELIVERED]
 
 
 async def test_first_poll_comes_near_the_median_of_recent_jobs(tmp_path: Path) -> None:
@@ -211,3 +220,42 @@ async def test_unknown_generation_fails_and_refunds(tmp_path: Path) -> None:
         assert done.status is JobStatus.FAILED
         assert await env.used() == 0
         assert "refunded" in env.chat.posts_in(THREAD)[0].content
+
+
+async def test_video_gone_from_the_cdn_fails_as_download_failed_and_refunds(tmp_path: Path) -> None:
+    async with make_env(tmp_path) as env:
+        env.sim.script_next(JobScript(queued_s=1, generating_s=2, video_status=404))
+        poller = env.poller()
+        job = await env.new_job()
+
+        done = await env.drive(poller, job.id)
+
+        assert done.status is JobStatus.FAILED
+        assert done.failure_kind is FailureKind.DOWNLOAD_FAILED
+        assert await env.used() == 0
+        assert "could not be fetched" in env.chat.posts_in(THREAD)[0].content
+        assert list((tmp_path / "media").iterdir()) == []
+
+
+async def test_card_context_hook_adds_the_quota_line(tmp_path: Path) -> None:
+    async with make_env(tmp_path) as env:
+
+        async def quota_for(job: Job) -> CardContext:
+            return CardContext(remaining=3, limit=5)
+
+        poller = Poller(
+            store=env.store,
+            provider=env.client,
+            downloader=env.downloader,
+            chat=env.chat,
+            config=env.config,
+            clock=env.clock,
+            card_context=quota_for,
+        )
+        env.pollers.append(poller)
+        job = await env.new_job()
+        await env.drive(poller, job.id)
+
+        fields = dict(env.chat.cards[-1][2].fields)
+        assert fields["Your quota"] == "3 of 5 videos left"
+        assert "Delivered" in fields["Status"]

@@ -13,7 +13,9 @@ Rules that decide the shape of this module:
 - One job's trouble stays with that job: every job is handled in its own task, exceptions are caught per job,
   counted, and the job is rescheduled with backoff; after `max_internal_errors` it fails as INTERNAL.
 - Requests to the provider are bounded in number at once (`max_concurrency`) and per second (token bucket).
-- Member-facing words come from `presenter`; the status card is updated here, best-effort.
+- Member-facing words come from `presenter`. The status card is updated here after each status change,
+  best-effort (a failed edit is logged and never fails the job); `card_context` may add the quota line, and
+  `on_change` is called after every status change for anything else (metrics, other views).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,12 +51,14 @@ from bot.services.schedule import backoff, first_poll_delay, next_poll_delay
 from bot.services.tasks import BackgroundTasks
 from bot.storage import Store
 
-__all__ = ["OnChange", "Poller", "PollerConfig", "RateLimiter", "RecoverySummary"]
+__all__ = ["CardContextHook", "OnChange", "Poller", "PollerConfig", "RateLimiter", "RecoverySummary"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 OnChange = Callable[[Job], Awaitable[None]]
+CardContextHook = Callable[[Job], Awaitable[CardContext]]
+"""Supplies what the poller cannot know for the card (the member's quota needs their roles, known to Discord)."""
 
 # States a job may time out in. DELIVERING cannot (the video exists; it gets its own deadline below) and a
 # SUBMITTING row that is not in flight is handled as SUBMIT_UNCERTAIN, which says more than "timed out".
@@ -141,6 +145,7 @@ class Poller:
         config: PollerConfig,
         clock: Clock = system_clock,
         on_change: OnChange | None = None,
+        card_context: CardContextHook | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self._store = store
@@ -150,6 +155,7 @@ class Poller:
         self._config = config
         self._clock = clock
         self._on_change = on_change
+        self._card_context = card_context
         self._rand = rand
         self._delivery = Delivery(store=store, chat=chat, media_dir=config.media_dir)
         self._limiter = RateLimiter(config.max_requests_per_second)
@@ -576,11 +582,11 @@ class Poller:
         """After a status change: refresh the status card (best-effort) and call the `on_change` hook."""
         if job.status_message_id is not None and job.status not in _SILENT_ON_CARD:
             try:
-                ctx = CardContext()
-                if job.status is JobStatus.QUEUED:
-                    ctx = CardContext(queue_position=await self._store.jobs.queue_position(job.id))
-                elif job.status is JobStatus.GENERATING:
-                    ctx = CardContext(eta=job.next_poll_at)
+                ctx = await self._card_context(job) if self._card_context is not None else CardContext()
+                if job.status is JobStatus.QUEUED and ctx.queue_position is None:
+                    ctx = replace(ctx, queue_position=await self._store.jobs.queue_position(job.id))
+                elif job.status is JobStatus.GENERATING and ctx.eta is None:
+                    ctx = replace(ctx, eta=job.next_poll_at)  # set to the expected finish when it was submitted
                 await self._chat.update_card(job.channel_id, job.status_message_id, render_card(job, ctx))
             except Exception as exc:
                 log.warning("job %s: could not update the status card: %s", job.id, exc)
