@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import discord
+import pytest
 from discord import app_commands
 from discord.ext import commands
 
@@ -68,17 +69,34 @@ class SimTestBot(commands.Bot):
                 raise
 
         @app_commands.command(name="ping", description="Reply at once")
-        async def ping(interaction: discord.Interaction) -> None:
+        @app_commands.describe(secret="Reply only to me")
+        async def ping(interaction: discord.Interaction, secret: bool = False) -> None:
+            bot.seen["ping_interaction"] = interaction
             try:
                 if bot.delay_before_ack:
                     await asyncio.sleep(bot.delay_before_ack)
-                await interaction.response.send_message("pong")
+                await interaction.response.send_message("pong", ephemeral=secret)
             except Exception as exc:
                 bot.seen["errors"].append(exc)
                 raise
 
-        self.tree.add_command(video)
-        self.tree.add_command(ping)
+        @app_commands.command(name="menu", description="A message with a button")
+        async def menu(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("Pick one", view=MenuView(bot))
+
+        @app_commands.command(name="rename", description="Ask for a name in a modal")
+        async def rename(interaction: discord.Interaction) -> None:
+            await interaction.response.send_modal(NameModal(bot))
+
+        @app_commands.command(name="late", description="Defer, then answer through a followup")
+        async def late(interaction: discord.Interaction) -> None:
+            await interaction.response.defer()
+            await interaction.followup.send("first followup")
+            await interaction.followup.send("second followup")
+
+        commands_: list[app_commands.Command[Any, Any, None]] = [video, ping, menu, rename, late]
+        for cmd in commands_:
+            self.tree.add_command(cmd)
 
     async def setup_hook(self) -> None:
         if self.sync_global:
@@ -90,6 +108,33 @@ class SimTestBot(commands.Bot):
 
     async def on_ready(self) -> None:
         self.ready_event.set()
+
+
+class MenuView(discord.ui.View):
+    """One button; clicking it edits the message (callback type 7)."""
+
+    def __init__(self, bot: SimTestBot) -> None:
+        super().__init__(timeout=None)
+        self.bot = bot
+
+    @discord.ui.button(label="Go", custom_id="menu:go")
+    async def go(self, interaction: discord.Interaction, button: discord.ui.Button[MenuView]) -> None:
+        self.bot.seen["clicked_by"] = interaction.user.id
+        await interaction.response.edit_message(content="Going", view=None)
+
+
+class NameModal(discord.ui.Modal, title="Rename"):
+    """A one-field modal; the submission is answered ephemerally."""
+
+    name: discord.ui.TextInput[NameModal] = discord.ui.TextInput(label="New name", custom_id="rename:name")
+
+    def __init__(self, bot: SimTestBot) -> None:
+        super().__init__(custom_id="rename:modal")
+        self.bot = bot
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        self.bot.seen["submitted_name"] = self.name.value
+        await interaction.response.send_message(f"Renamed to {self.name.value}", ephemeral=True)
 
 
 @contextlib.asynccontextmanager
@@ -104,3 +149,23 @@ async def running_bot(sim: DiscordSimulator, bot: commands.Bot, token: str | Non
         await bot.close()
         with contextlib.suppress(asyncio.CancelledError, discord.DiscordException):
             await asyncio.wait_for(task, timeout=5)
+
+
+@pytest.fixture(name="sim")
+async def sim_fixture() -> AsyncIterator[DiscordSimulator]:
+    """A started simulator with the default guild."""
+    simulator = DiscordSimulator(token="TOKEN")
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()
+
+
+@pytest.fixture(name="live")
+async def live_fixture(sim: DiscordSimulator) -> AsyncIterator[tuple[DiscordSimulator, SimTestBot]]:
+    """The simulator with a logged-in SimTestBot whose commands are synced to the default guild."""
+    bot = SimTestBot(sim.guild.id)
+    async with running_bot(sim, bot):
+        await asyncio.wait_for(bot.ready_event.wait(), timeout=5)
+        yield sim, bot

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator
 
 import pytest
 
 from bot.sim.discord import AttachmentSpec, DiscordSimulator
-from tests.discord_sim_bot import RESULT_BYTES, SimTestBot, running_bot
+from tests.discord_sim_bot import RESULT_BYTES, SimTestBot, running_bot, sim_fixture  # noqa: F401
 
 PNG_1x1 = bytes.fromhex("89504e470d0a1a0a0000000d49484452000004000000030008060000000000000000")
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[DiscordSimulator]:
-    sim = DiscordSimulator(token="TOKEN")
-    await sim.start()
-    try:
-        yield sim
-    finally:
-        await sim.stop()
 
 
 async def test_video_flow_seen_from_the_simulator(sim: DiscordSimulator) -> None:
@@ -31,7 +20,7 @@ async def test_video_flow_seen_from_the_simulator(sim: DiscordSimulator) -> None
         # Login and sync happened before the gateway connected.
         assert [r.route for r in sim.requests[:2]] == ["/users/@me", "/oauth2/applications/@me"]
         synced = sim.commands(guild_id=g.id)
-        assert {c["name"] for c in synced} == {"video", "ping"}
+        assert {c["name"] for c in synced} == {"video", "ping", "menu", "rename", "late"}
         video_schema = next(c for c in synced if c["name"] == "video")
         assert [(o["name"], o["type"]) for o in video_schema["options"]] == [
             ("prompt", 3),

@@ -301,7 +301,7 @@ class GatewayHub:
         for frame in list(session.events):
             if frame["s"] > seq:
                 conn.send(frame)
-        session.push("RESUMED", None)
+        session.push("RESUMED", {"_trace": ["reelbot-discord-sim"]})
         self._sim.notify()
 
     def _request_members(self, conn: GatewayConnection, data: Any) -> None:
