@@ -6,9 +6,13 @@ These use the wall clock (the loop really sleeps) with simulated jobs of a fract
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
+import pytest
+
 from bot.domain.jobs import FailureKind, Job, JobStatus
+from bot.services.tasks import BackgroundTasks
 from bot.sim.aimlapi import JobScript
 from tests.fakes import Env, make_env
 
@@ -93,3 +97,21 @@ async def test_stop_during_a_hanging_submit_is_settled_as_uncertain_at_the_next_
         assert done.failure_kind is FailureKind.SUBMIT_UNCERTAIN
         assert await env.used() == 0
         assert env.submits() == 0  # the hung one is recorded only when it ends; no second one was sent
+
+
+async def test_background_task_failures_are_logged_with_the_task_name(caplog: pytest.LogCaptureFixture) -> None:
+    tasks = BackgroundTasks()
+
+    async def broken() -> None:
+        raise RuntimeError("kaput")
+
+    task = tasks.spawn(broken(), name="reelbot-test-task")
+    assert len(tasks) == 1  # referenced while it runs
+    await asyncio.wait({task})
+    await asyncio.sleep(0)  # done callbacks run on the next loop iteration
+
+    assert len(tasks) == 0
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "reelbot-test-task" in record.getMessage()
+    assert record.exc_info is not None
+    assert "kaput" in str(record.exc_info[1])

@@ -161,7 +161,7 @@ class Poller:
         self._limiter = RateLimiter(config.max_requests_per_second)
         self._semaphore = asyncio.Semaphore(config.max_concurrency)
         self._jobs = BackgroundTasks(log)  # one task per job being handled
-        self._writes = BackgroundTasks(log)  # store writes shielded from cancellation
+        self._writes = BackgroundTasks(log, log_errors=False)  # shielded store writes; the awaiter handles errors
         self._wake = asyncio.Event()
         self._stopped = asyncio.Event()
         self._stopping = False

@@ -22,9 +22,11 @@ T = TypeVar("T")
 class BackgroundTasks:
     """A set of running tasks with one owner, who can wait for them or cancel them on shutdown."""
 
-    def __init__(self, logger: logging.Logger | None = None) -> None:
+    def __init__(self, logger: logging.Logger | None = None, *, log_errors: bool = True) -> None:
+        # log_errors=False when every task is awaited by someone who handles its exception anyway.
         self._tasks: set[asyncio.Task[Any]] = set()
         self._log = logger or log
+        self._log_errors = log_errors
 
     def spawn(self, coro: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
         """Start `coro` as a task named `name`; keep it referenced until it is done; log it if it raises."""
@@ -37,8 +39,8 @@ class BackgroundTasks:
         self._tasks.discard(task)
         if task.cancelled():
             return
-        exc = task.exception()
-        if exc is not None:
+        exc = task.exception()  # also marks the exception as retrieved: no "never retrieved" noise at exit
+        if exc is not None and self._log_errors:
             self._log.error("background task %s failed", task.get_name(), exc_info=exc)
 
     @property
