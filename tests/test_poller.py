@@ -6,10 +6,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import aiohttp
 import pytest
+from pydantic import SecretStr
 
 from bot.domain.jobs import FailureKind, Job, JobStatus
 from bot.domain.jobs import JobStatus as S
+from bot.provider.client import AimlClient
 from bot.services.poller import Poller
 from bot.services.presenter import CardContext
 from bot.sim.aimlapi import JobScript
@@ -259,3 +262,54 @@ async def test_card_context_hook_adds_the_quota_line(tmp_path: Path) -> None:
         fields = dict(env.chat.cards[-1][2].fields)
         assert fields["Your quota"] == "3 of 5 videos left"
         assert "Delivered" in fields["Status"]
+
+
+async def test_submit_5xx_is_retried_a_bounded_number_of_times(tmp_path: Path) -> None:
+    async with make_env(tmp_path, max_submit_attempts=2) as env:
+        env.sim.script_next(JobScript(submit_status=503), JobScript(submit_status=500))
+        poller = env.poller()
+        job = await env.new_job()
+
+        done = await env.drive(poller, job.id, step=30.0)
+
+        assert done.status is JobStatus.FAILED
+        assert done.failure_kind is FailureKind.PROVIDER_UNAVAILABLE
+        assert env.submits() == 2
+        assert await env.used() == 0
+        assert "unavailable" in env.chat.posts_in(THREAD)[0].content
+
+
+async def test_submit_that_times_out_is_never_resubmitted(tmp_path: Path) -> None:
+    async with make_env(tmp_path) as env:
+        env.sim.script_next(JobScript(submit_delay_s=30.0))
+        session = aiohttp.ClientSession(trust_env=False)
+        env.stack.push_async_callback(session.close)
+        env.provider = AimlClient(session, env.sim.base_url, SecretStr(KEY), timeout=0.2)
+        poller = env.poller()
+        job = await env.new_job()
+
+        for _ in range(5):
+            await poller.run_once()
+            env.clock.advance(60)
+
+        done = await env.job(job.id)
+        assert done.status is JobStatus.FAILED
+        assert done.failure_kind is FailureKind.SUBMIT_UNCERTAIN
+        assert await env.used() == 0
+        assert len(env.sim.generations) == 0  # the single attempt never completed; no second one was sent
+        assert "charging twice" in env.chat.posts_in(THREAD)[0].content
+
+
+async def test_unreadable_submit_answer_is_treated_as_uncertain(tmp_path: Path) -> None:
+    async with make_env(tmp_path) as env:
+        env.sim.script_next(JobScript(submit_raw_body="<html>oops</html>"))
+        poller = env.poller()
+        job = await env.new_job()
+
+        for _ in range(3):
+            await poller.run_once()
+            env.clock.advance(60)
+
+        done = await env.job(job.id)
+        assert done.failure_kind is FailureKind.SUBMIT_UNCERTAIN
+        assert env.submits() == 1
