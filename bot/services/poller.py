@@ -172,8 +172,14 @@ class Poller:
         self._streak: dict[int, int] = {}  # consecutive transient errors per job, for backoff
         self._verify_delivery: set[int] = set()  # an earlier post may have reached Discord: look first
         self.errors = 0  # internal errors since start, for metrics
+        self.last_beat: float | None = None  # time.monotonic() of the last round start or end (/healthz)
 
     # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def running(self) -> bool:
+        """True while `run()` is looping (for /healthz)."""
+        return self._running
 
     def wake(self) -> None:
         """Look for due jobs now (the /video command calls this after inserting a job)."""
@@ -186,6 +192,7 @@ class Poller:
         try:
             while not self._stopping:
                 self._wake.clear()  # before the round: a wake-up during it triggers another round at once
+                self.last_beat = time.monotonic()
                 try:
                     await self.run_once()
                     delay = await self._idle_delay()
@@ -193,6 +200,7 @@ class Poller:
                     self.errors += 1
                     log.exception("poller round failed; trying again in %.1f s", self._config.poll_interval)
                     delay = self._config.poll_interval
+                self.last_beat = time.monotonic()
                 if self._stopping:
                     break
                 with contextlib.suppress(TimeoutError):
