@@ -231,3 +231,41 @@ async def test_wrong_token_fails_login(sim: DiscordSimulator) -> None:
     await bot.close()
     assert sim.requests[0].status == 401
     await asyncio.sleep(0)
+
+
+async def test_discord_py_retries_a_429_after_retry_after(live: Live) -> None:
+    sim, bot = live
+    channel = _text_channel(sim, bot)
+    sim.inject_fault("POST", "/channels/{channel_id}/messages", 429, retry_after=0.3)
+    sent = await channel.send("after the limit")
+    posts = sim.requests_to("/channels/{channel_id}/messages", method="POST")
+    assert [r.status for r in posts] == [429, 200]
+    assert posts[1].started - posts[0].finished >= 0.3
+    assert [m.id for m in sim.messages(channel.id)] == [sent.id]
+
+
+async def test_discord_py_waits_out_a_global_429(live: Live) -> None:
+    sim, bot = live
+    channel = _text_channel(sim, bot)
+    sim.inject_fault("POST", "/channels/{channel_id}/messages", 429, retry_after=0.2, global_=True)
+    await channel.send("after the global limit")
+    assert [r.status for r in sim.requests_to("/channels/{channel_id}/messages")] == [429, 200]
+
+
+async def test_discord_py_paces_itself_by_bucket_headers(live: Live) -> None:
+    sim, bot = live
+    channel = _text_channel(sim, bot)
+    sim.rate_limits["POST /channels/{channel_id}/messages"] = (2, 0.3)
+    for i in range(5):
+        await channel.send(str(i))
+    # The client read Remaining/Reset-After and waited instead of drawing 429s.
+    assert [r.status for r in sim.requests_to("/channels/{channel_id}/messages")] == [200] * 5
+    assert [m.content for m in sim.messages(channel.id)] == ["0", "1", "2", "3", "4"]
+
+
+async def test_429_without_via_is_not_retried(live: Live) -> None:
+    sim, bot = live
+    sim.inject_fault("POST", "/channels/{channel_id}/messages", 429, via=False)
+    with pytest.raises(discord.HTTPException) as caught:
+        await _text_channel(sim, bot).send("blocked")
+    assert caught.value.status == 429

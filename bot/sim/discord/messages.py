@@ -147,27 +147,26 @@ def apply_edit(
     If `attachments` is given, existing attachments not listed are removed; new uploads are appended.
     """
     validate_message(body, uploads, creating=False)
-    if "content" in body:
-        msg.content = body["content"] or ""
-    if "embeds" in body:
-        msg.embeds = list(body["embeds"] or [])
-    if "components" in body:
-        msg.components = list(body["components"] or [])
+    content = (body.get("content") or "") if "content" in body else msg.content
+    embeds = list(body.get("embeds") or []) if "embeds" in body else msg.embeds
+    components = list(body.get("components") or []) if "components" in body else msg.components
+    kept = msg.attachments
+    if "attachments" in body:
+        keep = {str(a.get("id")) for a in body.get("attachments") or [] if isinstance(a, dict)}
+        kept = [a for a in msg.attachments if str(a.id) in keep]
+    # Check before changing anything, so a rejected edit leaves the message as it was.
+    if not (content or embeds or kept or uploads or components):
+        raise ApiError(400, 50006, "Cannot send an empty message")
+    for gone in msg.attachments:
+        if gone not in kept:
+            sim.attachments.pop(gone.id, None)
+    msg.content, msg.embeds, msg.components = content, embeds, components
+    msg.attachments = kept + build_attachments(sim, msg.channel_id, body, uploads)
     if "allowed_mentions" in body:
         msg.allowed_mentions = body["allowed_mentions"]
     if "flags" in body and body["flags"] is not None:
         # Only SUPPRESS_EMBEDS can be toggled by an edit; EPHEMERAL and the rest are fixed at creation.
         msg.flags = (msg.flags & ~(1 << 2)) | (int(body["flags"]) & (1 << 2))
-    if "attachments" in body:
-        keep = {str(a.get("id")) for a in body.get("attachments") or [] if isinstance(a, dict)}
-        kept = [a for a in msg.attachments if str(a.id) in keep]
-        for gone in msg.attachments:
-            if gone not in kept:
-                sim.attachments.pop(gone.id, None)
-        msg.attachments = kept
-    msg.attachments.extend(build_attachments(sim, msg.channel_id, body, uploads))
-    if not (msg.content or msg.embeds or msg.attachments or msg.components):
-        raise ApiError(400, 50006, "Cannot send an empty message")
     users, roles, everyone = compute_mentions(guild, msg.content, msg.allowed_mentions)
     msg.mentioned_user_ids, msg.mentioned_role_ids, msg.mention_everyone = users, roles, everyone
     msg.flags &= ~SimMessage.LOADING
