@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .http_util import ParsedBody, empty_response, json_response, read_body, sim_of
-from .messages import SETTABLE_FLAGS, apply_edit, build_attachments, compute_mentions, form_error, validate_message
+from .messages import (
+    SETTABLE_FLAGS,
+    apply_edit,
+    build_attachments,
+    compute_mentions,
+    form_error,
+    number_components,
+    validate_message,
+)
 from .payloads import channel_json, message_json, thread_json
 from .permissions import channel_permissions
 from .state import ApiError, ChannelType, Perm, SimChannel, SimGuild, SimMessage
@@ -123,7 +131,7 @@ def post_message(
         author_id=sim.bot_user.id,
         content=content,
         embeds=list(body.get("embeds") or []),
-        components=list(body.get("components") or []),
+        components=number_components(body.get("components") or []),
         nonce=nonce,
         flags=int(body.get("flags") or 0) & SETTABLE_FLAGS & ~SimMessage.EPHEMERAL,
         allowed_mentions=allowed,
@@ -347,7 +355,7 @@ async def thread_without_message(request: web.Request) -> web.StreamResponse:
             author_id=sim.bot_user.id,
             content=message_body.get("content") or "",
             embeds=list(message_body.get("embeds") or []),
-            components=list(message_body.get("components") or []),
+            components=number_components(message_body.get("components") or []),
             created_at=sim.now(),
             guild_id=guild.id,
             allowed_mentions=message_body.get("allowed_mentions"),

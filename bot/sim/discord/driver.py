@@ -75,10 +75,40 @@ class InteractionHandle:
         self.original_edits = 0
         self.followup_ids: list[int] = []
         self.modal: dict[str, Any] | None = None
+        self.trigger: InteractionHandle | None = None  # for a modal submit: the interaction that showed it
         self.autocomplete_choices: list[dict[str, Any]] | None = None
 
     def __repr__(self) -> str:
         return f"<InteractionHandle id={self.id} name={self.name!r} response_type={self.response_type}>"
+
+    def metadata(self) -> dict[str, Any]:
+        """The `interaction_metadata` Discord attaches to messages this interaction created."""
+        user = self.sim.users.get(self.user_id)
+        meta: dict[str, Any] = {
+            "id": str(self.id),
+            "type": self.type,
+            "user": user_json(user) if user else {"id": str(self.user_id)},
+            "authorizing_integration_owners": {"0": str(self.guild_id)} if self.guild_id else {},
+        }
+        if self.type == InteractionType.APPLICATION_COMMAND:
+            meta["name"] = self.name
+        if self.original_message_id is not None:
+            meta["original_response_message_id"] = str(self.original_message_id)
+        if self.type == InteractionType.MESSAGE_COMPONENT and self.source_message_id is not None:
+            meta["interacted_message_id"] = str(self.source_message_id)
+        if self.type == InteractionType.MODAL_SUBMIT:
+            trigger = (
+                self.trigger.metadata()
+                if self.trigger
+                else {
+                    "id": str(self.id),
+                    "type": InteractionType.APPLICATION_COMMAND,
+                    "user": meta["user"],
+                    "authorizing_integration_owners": meta["authorizing_integration_owners"],
+                }
+            )
+            meta["triggering_interaction_metadata"] = trigger
+        return meta
 
     @property
     def response(self) -> SimMessage | None:
@@ -421,6 +451,7 @@ def build_modal_interaction(
         attachment_size_limit=guild.filesize_limit,
         source_message_id=shown.source_message_id if shown else None,
     )
+    handle.trigger = shown
     if shown is not None and shown.modal is not None:
         layout = shown.modal.get("components") or []
         components = [a for c in layout if (a := _modal_answer(c, values)) is not None]

@@ -13,7 +13,14 @@ from aiohttp import web
 
 from .driver import InteractionHandle, InteractionType
 from .http_util import empty_response, json_response, read_body, sim_of
-from .messages import SETTABLE_FLAGS, apply_edit, build_attachments, compute_mentions, validate_message
+from .messages import (
+    SETTABLE_FLAGS,
+    apply_edit,
+    build_attachments,
+    compute_mentions,
+    number_components,
+    validate_message,
+)
 from .payloads import message_json
 from .state import ApiError, SimMessage
 
@@ -50,7 +57,7 @@ def _new_interaction_message(
         author_id=sim.bot_user.id,
         content=content,
         embeds=list(data.get("embeds") or []),
-        components=list(data.get("components") or []),
+        components=number_components(data.get("components") or []),
         flags=flags,
         allowed_mentions=allowed,
         mentioned_user_ids=users,
@@ -66,6 +73,7 @@ def _new_interaction_message(
         interaction_user_id=h.user_id,
         interaction_name=h.name if is_command else None,
         interaction_type=h.type,
+        interaction_metadata=h.metadata(),
         tts=bool(data.get("tts")),
     )
     msg.attachments = build_attachments(sim, channel_id, data, uploads)
@@ -124,13 +132,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
             400,
             50035,
             "Invalid Form Body",
-            {
-                "type": {
-                    "_errors": [
-                        {"code": "INTERACTION_RESPONSE_TYPE_INVALID", "message": "Invalid interaction response type"}
-                    ]
-                }
-            },
+            {"type": {"_errors": [{"code": 50035, "message": "Invalid interaction response type"}]}},
         )
     h.response_type = int(rtype)
     h.acknowledged_at = sim.now()
@@ -141,15 +143,16 @@ async def callback(request: web.Request) -> web.StreamResponse:
     if request.query.get("with_response") not in _TRUE:
         return empty_response()
     info: dict[str, Any] = {"id": str(h.id), "type": h.type}
-    resource: dict[str, Any] = {"type": h.response_type}
+    body_out: dict[str, Any] = {"interaction": info}
     if h.response_type in (4, 5, 7) and h.original_message_id is not None:
         original = sim.message(h.original_message_id, include_ephemeral=True)
         info["response_message_id"] = str(h.original_message_id)
         info["response_message_loading"] = h.response_type == 5
         info["response_message_ephemeral"] = bool(original and original.ephemeral)
+        # The document describes a `resource` only for messages sent or updated (4, 7) and activities (12).
         if h.response_type in (4, 7) and original is not None:
-            resource["message"] = message_json(sim, original)
-    return json_response({"interaction": info, "resource": resource})
+            body_out["resource"] = {"type": h.response_type, "message": message_json(sim, original)}
+    return json_response(body_out)
 
 
 def _handle_for_webhook(request: web.Request) -> InteractionHandle:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import struct
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ __all__ = [
     "build_attachments",
     "compute_mentions",
     "form_error",
+    "number_components",
     "validate_message",
 ]
 
@@ -36,8 +38,14 @@ _ROLE_MENTION = re.compile(r"<@&(\d{15,21})>")
 
 
 def form_error(field: str, code: str, message: str) -> ApiError:
-    """400/50035 Invalid Form Body with Discord's nested `errors` object."""
-    return ApiError(400, 50035, "Invalid Form Body", {field: {"_errors": [{"code": code, "message": message}]}})
+    """400/50035 Invalid Form Body with Discord's nested `errors` object.
+
+    Discord writes a symbolic code (`code`, e.g. BASE_TYPE_MAX_LENGTH) into each field error, but the OpenAPI
+    document types `Error.code` as an integer; the simulator follows the document and puts the symbol into the
+    message so discord.py's flattened error text still names it."""
+    return ApiError(
+        400, 50035, "Invalid Form Body", {field: {"_errors": [{"code": 50035, "message": f"{message} ({code})"}]}}
+    )
 
 
 def validate_message(body: dict[str, Any], uploads: list[Upload], *, creating: bool) -> None:
@@ -139,6 +147,41 @@ def compute_mentions(
     return users, roles, everyone
 
 
+def number_components(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give every component a numeric `id` (depth-first from 1) where the sender left it out, as Discord does."""
+    used: set[int] = set()
+
+    def collect(items: list[Any]) -> None:
+        for item in items:
+            if isinstance(item, dict):
+                if isinstance(item.get("id"), int):
+                    used.add(item["id"])
+                for key in ("components", "accessory", "component", "items"):
+                    child = item.get(key)
+                    collect(child if isinstance(child, list) else [child])
+
+    counter = 0
+
+    def assign(items: list[Any]) -> None:
+        nonlocal counter
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            if not isinstance(item.get("id"), int):
+                counter += 1
+                while counter in used:
+                    counter += 1
+                item["id"] = counter
+            for key in ("components", "accessory", "component"):
+                child = item.get(key)
+                assign(child if isinstance(child, list) else [child])
+
+    out = copy.deepcopy(components)  # never alias the caller's payload
+    collect(out)
+    assign(out)
+    return out
+
+
 def apply_edit(
     sim: DiscordSimulator, msg: SimMessage, body: dict[str, Any], uploads: list[Upload], guild: SimGuild | None
 ) -> None:
@@ -149,7 +192,7 @@ def apply_edit(
     validate_message(body, uploads, creating=False)
     content = (body.get("content") or "") if "content" in body else msg.content
     embeds = list(body.get("embeds") or []) if "embeds" in body else msg.embeds
-    components = list(body.get("components") or []) if "components" in body else msg.components
+    components = number_components(body.get("components") or []) if "components" in body else msg.components
     kept = msg.attachments
     if "attachments" in body:
         keep = {str(a.get("id")) for a in body.get("attachments") or [] if isinstance(a, dict)}

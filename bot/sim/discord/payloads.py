@@ -220,23 +220,17 @@ def message_json(sim: DiscordSimulator, msg: SimMessage) -> dict[str, Any]:
         data["application_id"] = str(msg.application_id)
     if msg.message_reference is not None:
         data["message_reference"] = msg.message_reference
-    if msg.interaction_id is not None and msg.interaction_user_id is not None:
+    if msg.interaction_metadata is not None:
+        data["interaction_metadata"] = msg.interaction_metadata
+    if msg.interaction_id is not None and msg.interaction_name is not None and msg.interaction_user_id is not None:
+        # The deprecated `interaction` object, still sent for slash-command replies.
         user = sim.users.get(msg.interaction_user_id)
-        user_data = user_json(user) if user else {"id": str(msg.interaction_user_id)}
-        data["interaction_metadata"] = {
+        data["interaction"] = {
             "id": str(msg.interaction_id),
             "type": msg.interaction_type or 2,
-            "user": user_data,
-            "authorizing_integration_owners": {"0": str(msg.guild_id)} if msg.guild_id else {},
+            "name": msg.interaction_name,
+            "user": user_json(user) if user else {"id": str(msg.interaction_user_id)},
         }
-        if msg.interaction_name is not None:
-            data["interaction_metadata"]["name"] = msg.interaction_name
-            data["interaction"] = {
-                "id": str(msg.interaction_id),
-                "type": msg.interaction_type or 2,
-                "name": msg.interaction_name,
-                "user": user_data,
-            }
     if msg.thread_id is not None:
         thread = sim.channels.get(msg.thread_id)
         if thread is not None:

@@ -50,7 +50,12 @@ def rate_limited_response(retry_after: float, *, global_: bool, scope: str, via:
         headers["X-RateLimit-Global"] = "true"
     if via:
         headers["Via"] = VIA
-    body = {"message": "You are being rate limited.", "retry_after": round(retry_after, 3), "global": global_}
+    body = {
+        "message": "You are being rate limited.",
+        "retry_after": round(retry_after, 3),
+        "global": global_,
+        "code": 0,
+    }
     return json_response(body, status=429, headers=headers)
 
 

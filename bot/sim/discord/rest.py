@@ -99,7 +99,7 @@ def _form(path: str, message: str) -> ApiError:
     parts = path.split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
-    node[parts[-1]] = {"_errors": [{"code": "BASE_TYPE_INVALID", "message": message}]}
+    node[parts[-1]] = {"_errors": [{"code": 50035, "message": message}]}
     return ApiError(400, 50035, "Invalid Form Body", errors)
 
 
@@ -257,6 +257,7 @@ async def get_guild(request: web.Request) -> web.StreamResponse:
             "discovery_splash": None,
             "banner": None,
             "description": None,
+            "home_header": None,
             "owner_id": str(guild.owner_id),
             "region": "local",
             "afk_channel_id": None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import defaultdict
@@ -269,6 +270,10 @@ class DiscordSimulator:
             for key, value in extra_headers.items():
                 response.headers.setdefault(key, value)
         record.status = response.status
+        if isinstance(response, web.Response) and response.headers.get("Content-Type") == "application/json":
+            body = response.body
+            if isinstance(body, bytes | bytearray):
+                record.response_json = json.loads(body)
         record.body_json = request.get(BODY_KEY)
         if isinstance(record.body_json, dict) and "files" in record.body_json and "payload_json" in record.body_json:
             record.files = record.body_json["files"]

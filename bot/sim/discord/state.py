@@ -358,6 +358,7 @@ class SimMessage:
     interaction_user_id: int | None = None
     interaction_name: str | None = None
     interaction_type: int | None = None
+    interaction_metadata: dict[str, Any] | None = None
     tts: bool = False
     message_reference: dict[str, Any] | None = None
     thread_id: int | None = None
@@ -392,6 +393,7 @@ class RecordedRequest:
     body_json: Any = None
     files: list[dict[str, Any]] = field(default_factory=list)
     error_code: int | None = None
+    response_json: Any = None
 
 
 # Fixed ids keep the default fixtures readable in logs; they are valid snowflakes from early 2025.
