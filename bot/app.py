@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from bot.chat import DiscordChat
 from bot.commands_sync import sync_commands
+from bot.metrics import Metrics
 from bot.services.intake import Intake
 from bot.services.poller import Poller
 from bot.settings import Settings
@@ -53,6 +54,7 @@ class Reelbot(commands.Bot):
         intake: Intake,
         poller_factory: Any,
         options: StartupOptions | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         # Only the guilds intent: the guild cache gives channels, roles and the boost tier (upload limit).
         # No privileged intents; interactions carry the member and their roles.
@@ -67,6 +69,7 @@ class Reelbot(commands.Bot):
         self.settings = settings
         self.store = store
         self.intake = intake
+        self.metrics = metrics or Metrics()  # scraped only when METRICS_PORT is set
         self.chat = DiscordChat(self)
         self.poller: Poller = poller_factory(self.chat)
         self.options = options or StartupOptions()

@@ -20,7 +20,9 @@ import discord
 from bot.app import Reelbot, StartupOptions
 from bot.discord_endpoints import point_discord_at
 from bot.domain.clock import Clock, system_clock
+from bot.health import HealthServer, database_check, gateway_check, poller_check
 from bot.logs import configure_logging
+from bot.metrics import MeteredProvider, Metrics, job_observer
 from bot.provider.client import AimlClient
 from bot.provider.download import MediaDownloader
 from bot.services.intake import Intake, QuotaPolicy
@@ -50,7 +52,8 @@ async def assemble(
     downloader = MediaDownloader(allow_private_networks=settings.media_allow_private_networks)
     try:
         async with aiohttp.ClientSession() as session:
-            provider = AimlClient(session, settings.aiml_base, settings.aiml_api_key)
+            metrics = Metrics()
+            provider = MeteredProvider(AimlClient(session, settings.aiml_base, settings.aiml_api_key), metrics)
             intake = Intake(
                 store,
                 model=settings.video_model,
@@ -68,10 +71,23 @@ async def assemble(
 
             def make_poller(chat: ChatPort) -> Poller:
                 return Poller(
-                    store=store, provider=provider, downloader=downloader, chat=chat, config=config, clock=clock
+                    store=store,
+                    provider=provider,
+                    downloader=downloader,
+                    chat=chat,
+                    config=config,
+                    clock=clock,
+                    on_change=job_observer(metrics, store.jobs.is_free),
                 )
 
-            bot = Reelbot(settings=settings, store=store, intake=intake, poller_factory=make_poller, options=options)
+            bot = Reelbot(
+                settings=settings,
+                store=store,
+                intake=intake,
+                poller_factory=make_poller,
+                options=options,
+                metrics=metrics,
+            )
             try:
                 yield bot
             finally:
@@ -89,7 +105,7 @@ async def serve(settings: Settings, *, options: StartupOptions | None = None, st
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
-    async with assemble(settings, options=options) as bot:
+    async with assemble(settings, options=options) as bot, _health_server(settings, bot):
         running = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()), name="discord")
         stopping = asyncio.create_task(stop.wait(), name="stop")
         await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -110,6 +126,36 @@ async def serve(settings: Settings, *, options: StartupOptions | None = None, st
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _health_server(settings: Settings, bot: Reelbot) -> AsyncIterator[HealthServer | None]:
+    """`/healthz` and `/metrics` on METRICS_PORT while the bot runs; nothing when the setting is unset."""
+    if settings.metrics_port is None:
+        yield None
+        return
+
+    async def refresh() -> None:
+        bot.metrics.set_job_counts(await bot.store.jobs.counts_by_status())
+
+    # A healthy poller shows a sign of life at least every poll interval, unless a round is busy downloading and
+    # posting large videos (the download alone may take its 120 s timeout); beyond this, call it stuck.
+    stale_after = 3 * settings.poll_interval_seconds + 600
+    server = HealthServer(
+        bot.metrics,
+        {
+            "database": database_check(bot.store),
+            "gateway": gateway_check(bot),
+            "poller": poller_check(bot.poller, stale_after=stale_after),
+        },
+        port=settings.metrics_port,
+        before_scrape=refresh,
+    )
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 def _logging(settings: Settings) -> None:

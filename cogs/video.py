@@ -78,6 +78,12 @@ class VideoCog(commands.Cog):
     def __init__(self, bot: Reelbot) -> None:
         self.bot = bot
 
+    def _answered(self, interaction: discord.Interaction[Reelbot]) -> None:
+        """Record how long the member waited for the first answer, counted from when Discord created the
+        interaction (the 3-second deadline runs from there, not from when the bot received it)."""
+        waited = (discord.utils.utcnow() - interaction.created_at).total_seconds()
+        self.bot.metrics.initial_response.observe(max(0.0, waited))
+
     @app_commands.command(name="video")
     @app_commands.describe(
         prompt="What should happen? Refer to your images as image 1, image 2… (up to 2500 characters)",
@@ -117,8 +123,10 @@ class VideoCog(commands.Cog):
         problem = thread_problem(interaction)
         if problem is not None:
             await reply_ephemeral(interaction, problem)
+            self._answered(interaction)
             return
-        assert interaction.guild_id is not None and interaction.channel_id is not None  # thread_problem checked
+        assert interaction.guild_id is not None
+        assert interaction.channel_id is not None
         slots = (image1, image2, image3, image4, image5, image6, image7)
         attached = [(position, a) for position, a in enumerate(slots, start=1) if a is not None]
         request = VideoRequest(
@@ -139,14 +147,17 @@ class VideoCog(commands.Cog):
         if isinstance(outcome, Invalid):
             lines = "\n".join(f"• {p}" for p in outcome.problems)
             await reply_ephemeral(interaction, f"I could not start this video:\n{lines}\nNothing was charged.")
+            self._answered(interaction)
             return
         if isinstance(outcome, Refused):
             await reply_ephemeral(interaction, _refusal_text(outcome))
+            self._answered(interaction)
             return
         job, quota = outcome.job, outcome.quota
         card = render_card(job, CardContext(remaining=quota.remaining, limit=quota.limit + quota.granted))
         try:
             callback = await interaction.response.send_message(embed=card_embed(card))
+            self._answered(interaction)
             message = callback.resource
             if not isinstance(message, discord.InteractionMessage):
                 message = await interaction.original_response()
