@@ -4,7 +4,9 @@ limits, threads and forum posts, mentions, pagination, rate-limit buckets and in
 from __future__ import annotations
 
 import json
+import tracemalloc
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -243,3 +245,34 @@ async def test_injected_faults(api: Api) -> None:
     status, body, _ = await api.call("GET", "/gateway/bot")
     assert (status, body["code"]) == (403, 50001)
     assert [r.status for r in sim.requests_to("/users/@me")] == [503, 503, 200]
+
+
+async def test_large_upload_is_streamed_to_disk_not_held_in_memory(api: Api, tmp_path: Path) -> None:
+    sim = api.sim
+    sim.set_premium_tier(sim.guild.id, 3)
+    size = 40 * 1024 * 1024
+    source = tmp_path / "render.mp4"
+    with source.open("wb") as fh:
+        fh.truncate(size)
+    form = aiohttp.FormData(quote_fields=False)
+    form.add_field("payload_json", json.dumps({"content": "render"}))
+    tracemalloc.start()
+    try:
+        with source.open("rb") as fh:
+            form.add_field("files[0]", fh, filename="render.mp4", content_type="application/octet-stream")
+            status, body, _ = await api.call("POST", f"/channels/{sim.guild.text_channel_id}/messages", form=form)
+        _, upload_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        async with api.session.get(body["attachments"][0]["url"]) as resp:
+            received = 0
+            async for chunk in resp.content.iter_chunked(1 << 20):
+                received += len(chunk)
+        _, download_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert status == 200
+    assert received == size
+    assert body["attachments"][0]["size"] == size
+    # Neither the upload nor the CDN download kept the 40 MiB in memory (even once).
+    assert upload_peak < size // 4
+    assert download_peak < size // 4

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
@@ -86,7 +87,11 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
         return web.Response(status=404, text="Not Found")
     if not sim.cdn.verify(Cdn.path_for(att), query):
         return web.Response(status=404, text="This content is no longer available.")
-    return web.Response(body=att.data, content_type=att.content_type or "application/octet-stream")
+    ctype = att.content_type or "application/octet-stream"
+    if isinstance(att.content, Path):
+        # Streamed from disk: a large file is never loaded into memory to be served.
+        return web.FileResponse(att.content, headers={"Content-Type": ctype})
+    return web.Response(body=att.content, content_type=ctype)
 
 
 async def refresh_urls(request: web.Request) -> web.StreamResponse:

@@ -278,7 +278,7 @@ def _build_options(
                 filename=spec.filename,
                 size=spec.size if spec.size is not None else len(spec.data),
                 content_type=spec.content_type,
-                data=spec.data,
+                content=spec.data,
                 channel_id=channel.id,
                 width=spec.width,
                 height=spec.height,

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import mimetypes
 import re
+import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import BodyPartReader, web
@@ -65,13 +67,14 @@ def error_response(err: ApiError) -> web.Response:
 
 @dataclass
 class Upload:
-    """One uploaded file part (`files[n]`)."""
+    """One uploaded file part (`files[n]`), spooled to `path`."""
 
     index: int
     field_name: str
     filename: str
     content_type: str | None
-    data: bytearray
+    path: Path
+    size: int
 
 
 @dataclass
@@ -94,7 +97,7 @@ class ParsedBody:
         """What the request log keeps of a multipart body (never the file bytes)."""
         return {
             "payload_json": self.json,
-            "files": [{"field": u.field_name, "filename": u.filename, "size": len(u.data)} for u in self.uploads],
+            "files": [{"field": u.field_name, "filename": u.filename, "size": u.size} for u in self.uploads],
         }
 
 
@@ -108,7 +111,7 @@ async def read_body(request: web.Request, size_limit: int | None = None) -> Pars
     """Parse a JSON or multipart body. Raises ApiError 413/40005 if a file exceeds `size_limit`."""
     ctype = request.content_type
     if ctype.startswith("multipart/"):
-        parsed = await _read_multipart(request, size_limit)
+        parsed = await _read_multipart(request, size_limit, sim_of(request).spool_dir)
         request[BODY_KEY] = parsed.summary()
         return parsed
     raw = await request.read()
@@ -122,46 +125,47 @@ async def read_body(request: web.Request, size_limit: int | None = None) -> Pars
     return ParsedBody(json=data)
 
 
-async def _read_multipart(request: web.Request, size_limit: int | None) -> ParsedBody:
+async def _read_multipart(request: web.Request, size_limit: int | None, spool_dir: Path) -> ParsedBody:
     reader = await request.multipart()
     parsed = ParsedBody()
     too_large = False
-    while True:
-        part = await reader.next()
-        if part is None:
-            break
-        if not isinstance(part, BodyPartReader):
-            continue  # nested multipart: Discord does not use it
-        name = part.name or ""
-        if name == "payload_json":
-            text = await part.text()
-            try:
-                parsed.json = json.loads(text)
-            except ValueError as exc:
-                raise ApiError(400, 50109, "The request body contains invalid JSON.") from exc
-            continue
-        match = _FILE_FIELD.match(name)
-        if match is None:
-            await part.release()
-            continue
-        index = int(match.group(1) or match.group(2) or 0)
-        buf = bytearray()
-        discard = False
+    try:
         while True:
-            chunk = await part.read_chunk(_CHUNK)
-            if not chunk:
+            part = await reader.next()
+            if part is None:
                 break
-            if discard:
+            if not isinstance(part, BodyPartReader):
+                continue  # nested multipart: Discord does not use it
+            name = part.name or ""
+            if name == "payload_json":
+                try:
+                    parsed.json = json.loads(await part.text())
+                except ValueError as exc:
+                    raise ApiError(400, 50109, "The request body contains invalid JSON.") from exc
                 continue
-            buf += chunk
-            if size_limit is not None and len(buf) > size_limit:
-                # Too big: stop keeping bytes, but drain the part so the client gets our 413, not a reset.
-                discard = True
-                too_large = True
-                buf = bytearray()
-        if not discard:
+            match = _FILE_FIELD.match(name)
+            if match is None:
+                await part.release()
+                continue
+            index = int(match.group(1) or match.group(2) or 0)
             filename = part.filename or f"file{index}"
-            parsed.uploads.append(Upload(index, name, filename, guess_content_type(filename), buf))
-    if too_large:
-        raise ApiError(413, 40005, "Request entity too large")
+            path = spool_dir / uuid.uuid4().hex
+            size = 0
+            with path.open("wb") as out:
+                while chunk := await part.read_chunk(_CHUNK):
+                    size += len(chunk)
+                    if size_limit is not None and size > size_limit:
+                        too_large = True  # keep draining so the client receives our 413, not a reset
+                    else:
+                        out.write(chunk)
+            if size_limit is not None and size > size_limit:
+                path.unlink(missing_ok=True)
+                continue
+            parsed.uploads.append(Upload(index, name, filename, guess_content_type(filename), path, size))
+        if too_large:
+            raise ApiError(413, 40005, "Request entity too large")
+    except BaseException:
+        for upload in parsed.uploads:
+            upload.path.unlink(missing_ok=True)
+        raise
     return parsed

@@ -69,7 +69,7 @@ def validate_message(body: dict[str, Any], uploads: list[Upload], *, creating: b
         raise ApiError(400, 50006, "Cannot send an empty message")
 
 
-def _image_size(data: bytes | bytearray) -> tuple[int, int] | None:
+def _image_size(data: bytes) -> tuple[int, int] | None:
     """Width and height of a PNG or GIF (Discord reports them for images)."""
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
         width, height = struct.unpack(">II", bytes(data[16:24]))
@@ -95,13 +95,13 @@ def build_attachments(
         att = SimAttachment(
             id=sim.new_id(),
             filename=filename,
-            size=len(up.data),
+            size=up.size,
             content_type=guess_content_type(filename) or up.content_type,
-            data=up.data,
+            content=up.path,
             channel_id=channel_id,
             description=info.get("description"),
         )
-        dims = _image_size(up.data)
+        dims = _image_size(att.head(24))
         if dims is not None:
             att.width, att.height = dims
         sim.attachments[att.id] = att
@@ -202,7 +202,7 @@ def apply_edit(
         raise ApiError(400, 50006, "Cannot send an empty message")
     for gone in msg.attachments:
         if gone not in kept:
-            sim.attachments.pop(gone.id, None)
+            sim.drop_attachment(gone)
     msg.content, msg.embeds, msg.components = content, embeds, components
     msg.attachments = kept + build_attachments(sim, msg.channel_id, body, uploads)
     if "allowed_mentions" in body:

@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -36,6 +38,7 @@ from .state import (
     AttachmentSpec,
     Overwrite,
     RecordedRequest,
+    SimAttachment,
     SimChannel,
     SimGuild,
     SimMember,
@@ -101,7 +104,7 @@ class DiscordSimulator:
         self.channels: dict[int, SimChannel] = {}
         self._messages: dict[int, SimMessage] = {}
         self._channel_messages: dict[int, list[int]] = defaultdict(list)
-        self.attachments: dict[int, Any] = {}
+        self.attachments: dict[int, SimAttachment] = {}
         self.interactions: dict[int, InteractionHandle] = {}
         self.interactions_by_token: dict[str, InteractionHandle] = {}
         self.global_commands: list[dict[str, Any]] = []
@@ -116,6 +119,10 @@ class DiscordSimulator:
         self._waiters: list[asyncio.Future[None]] = []
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Uploaded files are spooled here; the directory goes away with the simulator object (not at stop(),
+        # so tests can still read attachment bytes after stopping it).
+        self._spool = tempfile.TemporaryDirectory(prefix="reelbot-discord-sim-")
+        self.spool_dir = Path(self._spool.name)
         for guild in self.guilds:
             self._adopt_guild(guild)
 
@@ -388,6 +395,12 @@ class DiscordSimulator:
             )
         self.notify()
 
+    def drop_attachment(self, att: SimAttachment) -> None:
+        """Forget an attachment (its CDN URL then 404s) and delete its spooled file."""
+        self.attachments.pop(att.id, None)
+        if isinstance(att.content, Path):
+            att.content.unlink(missing_ok=True)
+
     def message_updated(self, msg: SimMessage) -> None:
         """Dispatch MESSAGE_UPDATE for an edited message."""
         if not msg.ephemeral:
@@ -402,7 +415,7 @@ class DiscordSimulator:
         with contextlib.suppress(ValueError):
             self._channel_messages[msg.channel_id].remove(msg.id)
         for att in msg.attachments:
-            self.attachments.pop(att.id, None)
+            self.drop_attachment(att)
         if not msg.ephemeral:
             data: dict[str, Any] = {"id": str(msg.id), "channel_id": str(msg.channel_id)}
             if msg.guild_id is not None:
@@ -621,7 +634,7 @@ class DiscordSimulator:
         for mid in list(self._channel_messages.get(channel_id, [])):
             msg = self._messages.pop(mid, None)
             for att in msg.attachments if msg else []:
-                self.attachments.pop(att.id, None)
+                self.drop_attachment(att)
         self._channel_messages.pop(channel_id, None)
         guild.channels.pop(channel_id, None)
         self.channels.pop(channel_id, None)

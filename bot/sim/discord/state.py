@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -316,19 +317,34 @@ class AttachmentSpec:
 
 @dataclass
 class SimAttachment:
-    """A stored attachment. `data` is the uploaded bytes (a bytearray for streamed uploads, never copied)."""
+    """A stored attachment. Uploaded files live on disk (`content` is their Path) so that a 100 MiB upload is
+    never held in memory by the simulator; option attachments given as bytes stay in memory."""
 
     id: int
     filename: str
     size: int
     content_type: str | None
-    data: bytes | bytearray
+    content: bytes | Path
     channel_id: int
     url: str = ""
     width: int | None = None
     height: int | None = None
     description: str | None = None
     ephemeral: bool = False
+
+    @property
+    def data(self) -> bytes:
+        """The attachment's bytes (read from disk on each access for uploads)."""
+        if isinstance(self.content, Path):
+            return self.content.read_bytes()
+        return self.content
+
+    def head(self, n: int) -> bytes:
+        """The first `n` bytes (for sniffing image sizes without reading the whole file)."""
+        if isinstance(self.content, Path):
+            with self.content.open("rb") as fh:
+                return fh.read(n)
+        return self.content[:n]
 
 
 @dataclass
