@@ -17,7 +17,7 @@ from bot.app import Reelbot, reply_ephemeral
 from bot.chat import card_embed
 from bot.domain.jobs import FailureKind, JobStatus
 from bot.domain.quotas import Refusal
-from bot.domain.validation import MAX_PROMPT_CHARS, ImageMeta
+from bot.domain.validation import MAX_PROMPT_CHARS, ImageMeta, problems_message
 from bot.logs import job_extra
 from bot.services.intake import Invalid, VideoRequest
 from bot.services.presenter import CardContext, quota_lines, render_card, thread_name
@@ -145,8 +145,7 @@ class VideoCog(commands.Cog):
         )
         outcome = await self.bot.intake.start(request)
         if isinstance(outcome, Invalid):
-            lines = "\n".join(f"• {p}" for p in outcome.problems)
-            await reply_ephemeral(interaction, f"I could not start this video:\n{lines}\nNothing was charged.")
+            await reply_ephemeral(interaction, problems_message(outcome.problems))
             self._answered(interaction)
             return
         if isinstance(outcome, Refused):

@@ -22,6 +22,7 @@ __all__ = [
     "MIN_IMAGE_SIDE",
     "ImageMeta",
     "clean_prompt",
+    "problems_message",
     "validate_video_request",
 ]
 
@@ -75,7 +76,8 @@ def _image_problems(image: ImageMeta) -> list[str]:
     name = f"Image {image.position} (`{_safe_filename(image.filename)}`)"
     media_type = image.media_type
     if media_type not in _TYPES:
-        shown = media_type or "an unknown type"
+        # The declared type comes from the uploading client: show it as code, so it can never render as a mention.
+        shown = f"`{_safe_filename(media_type)}`" if media_type else "an unknown type"
         return [f"{name} is {shown}; use a PNG, JPEG or WebP image."]
     problems = []
     if image.size > MAX_IMAGE_BYTES:
@@ -124,3 +126,23 @@ def validate_video_request(prompt: str, images: Sequence[ImageMeta], duration: i
     if aspect_ratio not in ASPECT_RATIOS:
         problems.append(f"Aspect ratio must be one of {', '.join(ASPECT_RATIOS)}.")
     return problems
+
+
+def problems_message(problems: Sequence[str], limit: int = 2000) -> str:
+    """The private reply listing `problems`, cut to fit one Discord message (`limit` characters).
+
+    Seven images with three problems each run past Discord's 2000 characters; an over-long reply is refused
+    by Discord and the member would see nothing, so the list is shortened with a count of what was left out.
+    """
+    head, tail = "I could not start this video:", "Nothing was charged."
+    room = limit - len(head) - len(tail) - 2 - 60  # 60: the "…and N more" line
+    lines: list[str] = []
+    used = 0
+    for index, problem in enumerate(problems):
+        line = f"• {problem}"
+        if used + len(line) + 1 > room:
+            lines.append(f"• …and {len(problems) - index} more; fix these first and try again.")
+            break
+        lines.append(line)
+        used += len(line) + 1
+    return "\n".join([head, *lines, tail])
