@@ -60,7 +60,7 @@ async def echoing_provider() -> AsyncIterator[str]:
 
 
 def test_settings_never_show_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = Settings(_env_file=None, discord_token=TOKEN, aiml_api_key=KEY)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, discord_token=TOKEN, aiml_api_key=KEY)  # type: ignore[call-arg,arg-type]
     for text in (repr(settings), str(settings), settings.model_dump_json(), str(settings.model_dump())):
         assert TOKEN not in text
         assert KEY not in text
