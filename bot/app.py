@@ -45,6 +45,11 @@ async def reply_ephemeral(interaction: discord.Interaction[Any], content: str) -
         await interaction.response.send_message(content, ephemeral=True, allowed_mentions=mentions)
 
 
+# Reelbot never joins voice: silence discord.py's start-up warnings about the missing voice libraries.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
+
+
 class Reelbot(commands.Bot):
     def __init__(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -42,10 +43,15 @@ def _card_text(embeds: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _plain(text: str) -> str:
+    """Discord renders `<t:…:R>` as "in 3 seconds" in each member's client; do the same for the terminal."""
+    return re.sub(r"<t:(\d+):R>", lambda m: f"in about {max(0, int(m[1]) - int(time.time()))} s", text)
+
+
 def _status(embeds: list[dict[str, Any]]) -> str:
     for field in embeds[0].get("fields", []) if embeds else []:
         if field["name"] == "Status":
-            return str(field["value"])
+            return _plain(str(field["value"]))
     return ""
 
 
@@ -99,7 +105,7 @@ async def _play(sim: DiscordSimulator, output: Path) -> int:
     _say("The status card appears in the channel (public)", _card_text(card.embeds))
     await sim.wait_for(lambda: bool(sim.threads(guild.text_channel_id)), timeout=5)
     thread = sim.threads(guild.text_channel_id)[0]
-    _say("A thread is started on the card", f"#{thread.name}")
+    _say("A thread is started on the card", f"🧵 {thread.name}")
 
     seen = _status(card.embeds)
     deadline = time.monotonic() + 20
