@@ -338,3 +338,27 @@ async def test_jobs_survive_a_restart(tmp_path: Path, clock: FakeClock) -> None:
     async with await Store.open(path, clock=clock) as store:
         assert await store.jobs.get(job.id) == job
         assert [j.id for j in await store.jobs.unfinished()] == [job.id]
+
+
+async def test_cancelled_callers_leave_the_store_consistent_and_usable(store: Store) -> None:
+    # The poller's stop() cancels tasks mid-call. Cancel calls at increasingly later points (after k turns of
+    # the event loop: waiting for the lock, inside BEGIN, between statements, in COMMIT...). Whatever point each
+    # reached, every job must have exactly its reserve row and the connection must not stay inside a transaction.
+    for k in range(25):
+        task = asyncio.create_task(store.jobs.create_reserved(new_job(), ROOMY))
+        for _ in range(k):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert isinstance(await store.jobs.create_reserved(new_job(), ROOMY), Reserved)
+    jobs = await store.jobs.list_for_user(GUILD, USER, limit=100)
+    ledger = await store.quotas.ledger(GUILD)
+    assert sorted(e.job_id for e in ledger if e.job_id is not None) == sorted(j.id for j in jobs)
+    assert len(jobs) >= 25
+
+
+async def test_get_can_be_limited_to_one_guild(store: Store) -> None:
+    job = await make(store)
+    assert await store.jobs.get(job.id, guild_id=GUILD) == job
+    assert await store.jobs.get(job.id, guild_id=GUILD + 1) is None
+    assert await store.jobs.get(job.id + 100) is None

@@ -141,20 +141,23 @@ class Database:
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction: lock, `BEGIN IMMEDIATE`, commit on success, roll back on any exception."""
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: a caller cancelled while BEGIN runs on the worker thread must still roll back,
+                # or the next user of the connection would find a transaction already open.
+                await self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
+                await self._conn.execute("COMMIT")
             except BaseException:
+                # Also after a failed (or cancelled) COMMIT: ROLLBACK is a harmless no-op if it went through.
                 await self._rollback()
                 raise
-            await self._conn.execute("COMMIT")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
         """A consistent snapshot for several SELECTs (a deferred transaction under the same lock)."""
         async with self._lock:
-            await self._conn.execute("BEGIN")
             try:
+                await self._conn.execute("BEGIN")
                 yield self._conn
             finally:
                 await self._rollback()

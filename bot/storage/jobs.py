@@ -154,10 +154,14 @@ class JobRepository:
             after = await compute_status(conn, new.guild_id, new.user_id, request, now)
         return Reserved(job=job, quota=after)
 
-    async def get(self, job_id: int) -> Job | None:
+    async def get(self, job_id: int, *, guild_id: int | None = None) -> Job | None:
+        """The job, or None. With `guild_id`, also None when the job belongs to another guild (a button's custom
+        id is only a number: a moderator of one guild must not reach another guild's job by guessing it)."""
         async with self._db.read() as conn:
             row = await fetch_one(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,))
-        return job_from_row(row) if row is not None else None
+        if row is None or (guild_id is not None and row["guild_id"] != guild_id):
+            return None
+        return job_from_row(row)
 
     async def is_free(self, job_id: int) -> bool:
         """Whether the job was a free Retry (not charged, so never refunded)."""
