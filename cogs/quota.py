@@ -26,7 +26,9 @@ class QuotaCog(commands.Cog):
         if interaction.guild_id is None:
             await reply_ephemeral(interaction, "Quotas belong to a server: run `/quota` in one.")
             return
-        status = await self.bot.intake.quota(interaction.guild_id, interaction.user.id, member_role_ids(interaction.user))
+        status = await self.bot.intake.quota(
+            interaction.guild_id, interaction.user.id, member_role_ids(interaction.user)
+        )
         await reply_ephemeral(interaction, "\n".join(quota_lines(status)))
 
 

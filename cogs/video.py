@@ -38,6 +38,15 @@ REQUIRED = {
     "send_messages_in_threads": "Send Messages in Threads",
     "attach_files": "Attach Files",
 }
+DURATION_CHOICES: list[app_commands.Choice[int | float | str]] = [
+    app_commands.Choice(name="5 seconds", value=5),
+    app_commands.Choice(name="10 seconds", value=10),
+]
+ASPECT_CHOICES: list[app_commands.Choice[int | float | str]] = [
+    app_commands.Choice(name="16:9 landscape", value="16:9"),
+    app_commands.Choice(name="9:16 portrait", value="9:16"),
+    app_commands.Choice(name="1:1 square", value="1:1"),
+]
 THREAD_PARENTS = (discord.ChannelType.text, discord.ChannelType.news)
 
 
@@ -97,14 +106,7 @@ class VideoCog(commands.Cog):
         duration="How long the video is (default 5 seconds)",
         aspect_ratio="The shape of the video (default 16:9 landscape)",
     )
-    @app_commands.choices(
-        duration=[app_commands.Choice(name="5 seconds", value=5), app_commands.Choice(name="10 seconds", value=10)],
-        aspect_ratio=[
-            app_commands.Choice(name="16:9 landscape", value="16:9"),
-            app_commands.Choice(name="9:16 portrait", value="9:16"),
-            app_commands.Choice(name="1:1 square", value="1:1"),
-        ],
-    )
+    @app_commands.choices(duration=DURATION_CHOICES, aspect_ratio=ASPECT_CHOICES)
     async def video(
         self,
         interaction: discord.Interaction[Reelbot],

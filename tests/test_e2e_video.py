@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.sim.aimlapi import JobScript
-from tests.e2e_world import World, image, world  # noqa: F401  (world is a fixture)
+from tests.e2e_world import World, image
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -21,7 +21,8 @@ async def test_accepted_job_gets_card_thread_and_video_mentioning_only_the_reque
     # Behaviour 1 and 4: acknowledged in time, a public card, a thread on it.
     assert not handle.ephemeral
     assert card.channel_id == world.channel
-    assert card.embeds and "the fox from image 1" in card.embeds[0]["description"]
+    assert card.embeds
+    assert "the fox from image 1" in card.embeds[0]["description"]
     fields = {f["name"]: f["value"] for f in card.embeds[0]["fields"]}
     assert "10 s · 9:16 · 2 reference images" in fields["Options"]
     assert "4 of 5 videos left" in fields["Your quota"]
@@ -33,13 +34,15 @@ async def test_accepted_job_gets_card_thread_and_video_mentioning_only_the_reque
     assert bytes(post.attachments[0].data) == world.aiml.video_bytes(generation)
     assert post.attachments[0].filename.endswith(".mp4")
     assert post.mentioned_user_ids == [world.member]
-    assert not post.mention_everyone and not post.mentioned_role_ids
+    assert not post.mention_everyone
+    assert not post.mentioned_role_ids
 
     # The provider got one submit with the member's choices and the two reference URLs.
     [body] = world.aiml.submissions
     assert body["prompt"] == "the fox from image 1 runs through the forest of image 2"
     assert len(body["image_list"]) == 2
-    assert str(body["duration"]) == "10" and body["aspect_ratio"] == "9:16"
+    assert str(body["duration"]) == "10"
+    assert body["aspect_ratio"] == "9:16"
 
     await world.discord.wait_for(lambda: "Delivered" in str(world.discord.message(card.id).embeds), timeout=5)
     assert "used **1** of **5**" in await world.quota_text()
@@ -75,7 +78,8 @@ async def test_eight_problems_at_once_are_all_named(world: World) -> None:
     await world.start_bot()
     images = {"image1": image("a.gif", content_type="image/gif"), "image2": image("b.png", 100, 100)}
     reply = await (await world.video("", images=images)).wait_response(timeout=5)
-    assert "Image 1 (`a.gif`)" in reply.content and "Image 2 (`b.png`)" in reply.content
+    assert "Image 1 (`a.gif`)" in reply.content
+    assert "Image 2 (`b.png`)" in reply.content
 
 
 async def test_over_quota_is_refused_with_when_the_next_slot_frees(world: World) -> None:
@@ -160,10 +164,12 @@ async def test_command_refused_where_no_thread_can_be_started(world: World) -> N
     await world.start_bot()
     handle = await world.video(channel_id=world.guild.forum_channel_id)
     reply = await handle.wait_response(timeout=5)
-    assert handle.ephemeral and "text channel" in reply.content
+    assert handle.ephemeral
+    assert "text channel" in reply.content
     world.discord.set_bot_permissions(world.channel, allow=None, deny=1 << 35)  # Create Public Threads
     handle = await world.video()
     reply = await handle.wait_response(timeout=5)
-    assert handle.ephemeral and "Create Public Threads" in reply.content
+    assert handle.ephemeral
+    assert "Create Public Threads" in reply.content
     assert world.aiml.submissions == []
     assert "used **0** of **5**" in await world.quota_text()
