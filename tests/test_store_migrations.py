@@ -127,3 +127,15 @@ async def test_sql_mirrors_the_domain_state_machine_and_enums(tmp_path: Path) ->
         assert f"'{value.value}'" in jobs_sql
     for kind in LedgerKind:
         assert f"'{kind.value}'" in ledger_sql
+
+
+async def test_backup_is_a_complete_openable_copy(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "bot.db") as store:
+        await store.set_meta("k", "v")
+        await store.quotas.grant(1, 2, 3, actor_id=4, reason="r")
+        await store.backup(tmp_path / "backups" / "copy.db")
+        await store.set_meta("k", "after")  # the copy is a snapshot
+    async with await Store.open(tmp_path / "backups" / "copy.db") as copy:
+        assert await copy.get_meta("k") == "v"
+        [entry] = await copy.quotas.ledger(1)
+        assert (entry.amount, entry.actor_id, entry.reason) == (3, 4, "r")

@@ -79,6 +79,10 @@ class Store:
     ) -> None:
         await self.close()
 
+    async def backup(self, dest: Path) -> None:
+        """A consistent copy of the whole store at `dest` (a new file), taken without stopping the bot."""
+        await self._db.backup(Path(dest))
+
     async def get_meta(self, key: str) -> str | None:
         async with self._db.read() as conn:
             row = await fetch_one(conn, "SELECT value FROM meta WHERE key = ?", (key,))

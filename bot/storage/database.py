@@ -110,6 +110,12 @@ class Database:
         async with self._lock:
             await self._conn.close()
 
+    async def backup(self, dest: Path) -> None:
+        """Write a consistent, compacted copy of the database to `dest` (which must not exist) while running."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        async with self._lock:  # VACUUM cannot run inside a transaction; the lock keeps others' out meanwhile
+            await self._conn.execute("VACUUM INTO ?", (str(dest),))
+
     async def migrate(self, migrations: Iterable[Migration]) -> int:
         """Apply every migration newer than `PRAGMA user_version`, each in its own transaction. Returns the version.
 
