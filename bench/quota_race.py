@@ -1,0 +1,62 @@
+"""Quota race: 1,000 reservations at once against the real store → reservations per second and the count granted.
+
+Ten members fire 100 `/video` reservations each at the same moment with a limit of 40: exactly 400 may be granted.
+Run twice: through one store (one bot process) and split over two store connections to the same file (two bot
+processes sharing a database), where only SQLite's write lock keeps them honest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+from bench.report import Result
+from bot.domain.jobs import Reference
+from bot.storage import NewJob, QuotaRequest, Reserved, Store
+
+ATTEMPTS = 1_000
+MEMBERS = 10
+LIMIT = 40
+GUILD = 1
+REQUEST = QuotaRequest(window_seconds=86_400, fallback_limit=LIMIT, max_active=ATTEMPTS)
+REFS = (Reference("https://cdn.example/1.png", "1.png", "image/png", 1000, 512, 512),)
+
+
+def _job(user: int) -> NewJob:
+    return NewJob(GUILD, 2, user, "a fox", 5, "16:9", "klingai/video-o1-reference-to-video", REFS)
+
+
+async def _race(path: Path, connections: int) -> tuple[int, float, int]:
+    stores = [await Store.open(path) for _ in range(connections)]
+    try:
+        calls = [
+            stores[i % connections].jobs.create_reserved(_job(100 + i % MEMBERS), REQUEST) for i in range(ATTEMPTS)
+        ]
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(*calls)
+        elapsed = time.perf_counter() - started
+        granted = sum(isinstance(o, Reserved) for o in outcomes)
+        ledger = len(await stores[0].quotas.ledger(GUILD))
+    finally:
+        for store in stores:
+            await store.close()
+    return granted, elapsed, ledger
+
+
+async def run() -> Result:
+    result = Result("quota race", f"{ATTEMPTS:,} simultaneous reservations by {MEMBERS} members, limit {LIMIT} each")
+    allowed = MEMBERS * LIMIT
+    for connections in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            granted, elapsed, ledger = await _race(Path(tmp) / "race.db", connections)
+        label = "one store" if connections == 1 else "two stores, one file"
+        rate = ATTEMPTS / elapsed
+        result.add(f"granted ({label})", f"{granted} of {ATTEMPTS}", f"exactly {allowed}", granted == allowed)
+        result.add(f"ledger rows ({label})", str(ledger), f"{allowed} (one per grant)", ledger == allowed)
+        result.add(f"reservations/s ({label})", f"{rate:,.0f}", ">= 1,000", rate >= 1000)
+    result.notes.append(
+        "Each reservation is one write transaction: check the window, insert the job, write the ledger."
+    )
+    return result

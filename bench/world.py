@@ -1,0 +1,125 @@
+"""A bot process (`python -m bot`, exactly as operators run it) between the two simulators in this process.
+
+The bot runs in its own process so its CPU and memory are measured alone and it competes for the two cores the
+way a deployed bot would with a busy Discord; the simulators record what members see and every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.sim.aimlapi import AimlSimulator, JobScript
+from bot.sim.discord import DiscordSimulator, SimMember, SimUser
+from bot.sim.wiring import SIM_KEY, SIM_TOKEN, settings_env
+
+__all__ = ["BotWorld", "bot_world", "read_status_kib"]
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRST_MEMBER = 700_000_000_000_000_000
+
+
+def read_status_kib(pid: int, field_name: str) -> int:
+    """A `VmRSS`/`VmHWM`-style line of /proc/<pid>/status, in KiB (0 when the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return 0
+    return 0
+
+
+@dataclass
+class BotWorld:
+    discord: DiscordSimulator
+    aiml: AimlSimulator
+    proc: asyncio.subprocess.Process
+    members: list[int]
+    log_path: Path
+    rss_samples: list[int] = field(default_factory=list)  # KiB, every ~20 ms while sampling
+
+    @property
+    def channel(self) -> int:
+        return int(self.discord.guild.text_channel_id)
+
+    def rss_kib(self) -> int:
+        return read_status_kib(self.proc.pid, "VmRSS")
+
+    def peak_rss_kib(self) -> int:
+        return read_status_kib(self.proc.pid, "VmHWM")
+
+    async def sample_rss(self, stop: asyncio.Event, every: float = 0.02) -> None:
+        while not stop.is_set():
+            self.rss_samples.append(self.rss_kib())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+
+
+async def _wait_ready(discord_sim: DiscordSimulator, proc: asyncio.subprocess.Process, log_path: Path) -> None:
+    guild = discord_sim.guild.id
+    for _ in range(600):
+        if proc.returncode is not None:
+            raise RuntimeError(f"the bot exited with {proc.returncode}; see {log_path}")
+        if discord_sim.identify_count and discord_sim.commands(guild):
+            await asyncio.sleep(0.5)  # READY handled, poller started
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"the bot did not become ready; see {log_path}")
+
+
+@contextlib.asynccontextmanager
+async def bot_world(
+    tmp: Path,
+    *,
+    members: int = 0,
+    premium_tier: int = 0,
+    script: JobScript | None = None,
+    **overrides: Any,
+) -> AsyncIterator[BotWorld]:
+    """Both simulators, `members` extra guild members, and a bot process that has synced and is ready."""
+    discord_sim = DiscordSimulator(token=SIM_TOKEN)
+    guild = discord_sim.guild
+    ids = []
+    for i in range(members):
+        user = SimUser(FIRST_MEMBER + i, f"member{i}", global_name=f"Member {i}")
+        discord_sim.users[user.id] = user
+        guild.members[user.id] = SimMember(user)
+        ids.append(user.id)
+    guild.premium_tier = premium_tier
+    aiml = AimlSimulator(SIM_KEY, default_script=script or JobScript(queued_s=1, generating_s=3))
+    await discord_sim.start()
+    await aiml.start()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "HOME": str(tmp),
+        **settings_env(discord_sim, aiml, tmp / "bot.db", **overrides),
+    }
+    log_path = tmp / "bot.log"
+    log_file = log_path.open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", cwd=tmp, env=env, stdout=log_file, stderr=log_file
+    )
+    try:
+        await _wait_ready(discord_sim, proc, log_path)
+        yield BotWorld(discord_sim, aiml, proc, ids or list(guild.member_ids), log_path)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        log_file.close()
+        await aiml.stop()
+        await discord_sim.stop()
