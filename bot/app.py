@@ -19,6 +19,7 @@ from bot.commands_sync import sync_commands
 from bot.metrics import Metrics
 from bot.services.intake import Intake
 from bot.services.poller import Poller
+from bot.services.tasks import BackgroundTasks
 from bot.settings import Settings
 from bot.storage import Store
 
@@ -32,7 +33,6 @@ EXTENSIONS = ("cogs.video", "cogs.quota")
 @dataclass
 class StartupOptions:
     sync_commands: bool = True
-    force_sync: bool = False
     start_poller: bool = True
 
 
@@ -78,18 +78,21 @@ class Reelbot(commands.Bot):
         self.chat = DiscordChat(self)
         self.poller: Poller = poller_factory(self.chat)
         self.options = options or StartupOptions()
-        self._poller_task: asyncio.Task[None] | None = None
+        self._tasks = BackgroundTasks(log)
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+        # Both run in the background: a rate-limited command sync (discord.py waits out an exhausted bucket)
+        # must never hold back the gateway connection or the delivery of jobs that are already running.
         if self.options.sync_commands:
-            await sync_commands(
-                self.tree, self.store, dev_guild_id=self.settings.dev_guild_id, force=self.options.force_sync
-            )
+            self._tasks.spawn(self._sync(), name="reelbot-command-sync")
         if self.options.start_poller:
-            self._poller_task = asyncio.create_task(self._run_poller(), name="reelbot-poller")
+            self._tasks.spawn(self._run_poller(), name="reelbot-poller")
+
+    async def _sync(self) -> None:
+        await sync_commands(self.tree, self.store, dev_guild_id=self.settings.dev_guild_id)
 
     async def _run_poller(self) -> None:
         # The guild cache (upload limits) is needed before anything is delivered.
@@ -104,9 +107,7 @@ class Reelbot(commands.Bot):
 
     async def close(self) -> None:
         await self.poller.stop()
-        if self._poller_task is not None:
-            self._poller_task.cancel()
-            await asyncio.gather(self._poller_task, return_exceptions=True)
+        await self._tasks.cancel_all(within=5.0)
         await super().close()
 
     async def on_app_command_error(

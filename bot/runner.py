@@ -18,6 +18,7 @@ import aiohttp
 import discord
 
 from bot.app import Reelbot, StartupOptions
+from bot.commands_sync import sync_commands
 from bot.discord_endpoints import point_discord_at
 from bot.domain.clock import Clock, system_clock
 from bot.health import HealthServer, database_check, gateway_check, poller_check
@@ -182,9 +183,9 @@ async def run_migrate(settings: Settings) -> int:
 async def run_sync(settings: Settings) -> int:
     """Log in over REST only (no gateway), push the command definitions, and exit."""
     _logging(settings)
-    async with assemble(
-        settings, options=StartupOptions(sync_commands=True, force_sync=True, start_poller=False)
-    ) as bot:
+    options = StartupOptions(sync_commands=False, start_poller=False)
+    async with assemble(settings, options=options) as bot:
         await bot.login(settings.discord_token.get_secret_value())
+        await sync_commands(bot.tree, bot.store, dev_guild_id=settings.dev_guild_id, force=True)
     print("reelbot: slash commands synced")
     return 0
