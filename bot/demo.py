@@ -73,6 +73,8 @@ async def run_demo(output: Path = OUTPUT) -> int:
             async with assemble(settings, options=StartupOptions()) as bot:
                 running = asyncio.create_task(bot.start(SIM_TOKEN))
                 await discord_sim.wait_until_ready(timeout=10)
+                guild_id = discord_sim.guild.id
+                await discord_sim.wait_for(lambda: bool(discord_sim.commands(guild_id)), timeout=10)
                 code = await _play(discord_sim, output)
                 await bot.close()
                 await asyncio.gather(running, return_exceptions=True)
