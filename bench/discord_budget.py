@@ -51,4 +51,9 @@ async def run(jobs: int = JOBS) -> Result:
     if limited:
         routes = collections.Counter(f"{r.method} {r.route}" for r in limited)
         result.notes.append("429s by route: " + ", ".join(f"{k} x{v}" for k, v in routes.items()))
+        result.notes.append(
+            "Status-card edits of jobs started in the same channel share its 5-per-5-s bucket, and discord.py "
+            "under-counts edits in flight when the window resets (DISCORD.md 3.1); coalescing or pacing card "
+            "edits per channel would remove these."
+        )
     return result
