@@ -27,7 +27,7 @@ __all__ = ["EXTENSIONS", "Reelbot", "StartupOptions", "reply_ephemeral"]
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.video", "cogs.quota")
+EXTENSIONS = ("cogs.video", "cogs.quota", "cogs.controls")
 
 
 @dataclass
@@ -77,9 +77,14 @@ class Reelbot(commands.Bot):
         self.metrics = metrics or Metrics()  # scraped only when METRICS_PORT is set
         self.chat = DiscordChat(self)
         self.poller: Poller = poller_factory(self.chat)
+        # Status changes become the `job_changed` event, so cogs (mod-log, card buttons) can follow jobs.
+        self.poller.add_listener(self._dispatch_job_changed)
         self.options = options or StartupOptions()
         self._tasks = BackgroundTasks(log)
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
+
+    async def _dispatch_job_changed(self, job: Any) -> None:
+        self.dispatch("job_changed", job)
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:

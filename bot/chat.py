@@ -7,9 +7,11 @@ Mentions are opt-in: only the requester is ever pinged.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import discord
+from discord.http import Route
 
 from bot.services.ports import ChatError
 from bot.services.presenter import Card
@@ -26,6 +28,8 @@ def card_embed(card: Card) -> discord.Embed:
         embed.add_field(name=name, value=value, inline=False)
     if card.footer:
         embed.set_footer(text=card.footer)
+    if card.thumbnail_url:
+        embed.set_thumbnail(url=card.thumbnail_url)
     return embed
 
 
@@ -46,6 +50,12 @@ class DiscordChat:
 
     def __init__(self, client: discord.Client) -> None:
         self._client = client
+        self.card_view: Callable[[Card], discord.ui.View] | None = None
+        """Builds a card's buttons from `card.actions` (set by the controls cog); None leaves them as they are."""
+
+    def view(self, card: Card) -> discord.ui.View:
+        """The card's buttons (an empty view when no builder is set)."""
+        return self.card_view(card) if self.card_view is not None else discord.ui.View(timeout=None)
 
     def upload_limit(self, guild_id: int) -> int:
         guild = self._client.get_guild(guild_id)
@@ -89,6 +99,29 @@ class DiscordChat:
 
     async def update_card(self, channel_id: int, message_id: int, card: Card) -> None:
         try:
-            await self._channel(channel_id).get_partial_message(message_id).edit(embed=card_embed(card))
+            message = self._channel(channel_id).get_partial_message(message_id)
+            if self.card_view is not None:
+                await message.edit(embed=card_embed(card), view=self.card_view(card))
+            else:
+                await message.edit(embed=card_embed(card))
         except discord.HTTPException as exc:
             raise _chat_error(exc) from None
+
+    async def refresh_urls(self, urls: Sequence[str]) -> dict[str, str]:
+        """Fresh signed URLs for Discord attachment URLs (`POST /attachments/refresh-urls`, 50 per call).
+
+        Discord's CDN links carry an expiry (`ex`) and stop working after about a day; the attachment itself
+        lives on while its message does. Returns original → refreshed; a URL Discord does not know comes back
+        unchanged."""
+        refreshed: dict[str, str] = {}
+        for start in range(0, len(urls), 50):
+            batch = list(urls[start : start + 50])
+            try:
+                data = await self._client.http.request(
+                    Route("POST", "/attachments/refresh-urls"), json={"attachment_urls": batch}
+                )
+            except discord.HTTPException as exc:
+                raise _chat_error(exc) from None
+            for pair in data.get("refreshed_urls", []):
+                refreshed[str(pair["original"])] = str(pair["refreshed"])
+        return refreshed

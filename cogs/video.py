@@ -20,7 +20,8 @@ from bot.domain.quotas import Refusal
 from bot.domain.validation import MAX_PROMPT_CHARS, ImageMeta, problems_message
 from bot.logs import job_extra
 from bot.services.intake import Invalid, VideoRequest
-from bot.services.presenter import CardContext, quota_lines, render_card, thread_name
+from bot.services.moderation import estimate_context
+from bot.services.presenter import quota_lines, render_card, thread_name
 from bot.storage import Refused
 from cogs.quota import member_role_ids
 
@@ -155,9 +156,9 @@ class VideoCog(commands.Cog):
             self._answered(interaction)
             return
         job, quota = outcome.job, outcome.quota
-        card = render_card(job, CardContext(remaining=quota.remaining, limit=quota.limit + quota.granted))
+        card = render_card(job, await estimate_context(self.bot.store, job, quota=quota))
         try:
-            callback = await interaction.response.send_message(embed=card_embed(card))
+            callback = await interaction.response.send_message(embed=card_embed(card), view=self.bot.chat.view(card))
             self._answered(interaction)
             message = callback.resource
             if not isinstance(message, discord.InteractionMessage):
@@ -181,8 +182,9 @@ class VideoCog(commands.Cog):
             # Permissions changed between the check and now; the video is then posted in the channel itself.
             log.warning("could not start the thread; will deliver in the channel", extra=job_extra(job.id))
         else:
-            await self.bot.store.jobs.update_fields(job.id, thread_id=thread.id)
+            job = await self.bot.store.jobs.update_fields(job.id, thread_id=thread.id)
         self.bot.poller.wake()
+        self.bot.dispatch("job_accepted", job)  # the mod-log entry (cogs.controls)
         log.info("job accepted", extra=job_extra(job.id, user_id=job.user_id, guild_id=job.guild_id))
 
 

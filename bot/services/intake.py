@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.domain.jobs import Reference
+from bot.domain.jobs import Job, Reference
 from bot.domain.quotas import QuotaStatus
 from bot.domain.validation import ImageMeta, clean_prompt, validate_video_request
 from bot.storage import NewJob, QuotaRequest, Refused, Reserved, Store
@@ -63,7 +63,22 @@ class Intake:
     async def quota(self, guild_id: int, user_id: int, role_ids: tuple[int, ...]) -> QuotaStatus:
         return await self._store.quotas.status(guild_id, user_id, self.quota_request(role_ids))
 
+    async def closed(self, guild_id: int, channel_id: int) -> str | None:
+        """Why moderators do not let videos start here now (guild paused, channel not allowed); None if they do.
+
+        Checked before anything is charged, for `/video` and for the card buttons alike."""
+        config = await self._store.guilds.get(guild_id)
+        if config.paused:
+            return "Video generation is paused on this server by its moderators. Try again later."
+        if not config.channel_allowed(channel_id):
+            places = ", ".join(f"<#{c}>" for c in sorted(config.allowed_channel_ids))
+            return f"Videos cannot be started in this channel. Use {places}."
+        return None
+
     async def start(self, request: VideoRequest) -> Reserved | Refused | Invalid:
+        closed = await self.closed(request.guild_id, request.channel_id)
+        if closed is not None:
+            return Invalid([closed])
         prompt = clean_prompt(request.prompt)
         metas = [meta for meta, _ in request.images]
         problems = validate_video_request(prompt, metas, request.duration, request.aspect_ratio)
@@ -93,3 +108,43 @@ class Intake:
             references=references,
         )
         return await self._store.jobs.create_reserved(new, self.quota_request(request.role_ids))
+
+    async def start_from(
+        self,
+        original: Job,
+        *,
+        role_ids: tuple[int, ...],
+        references: tuple[Reference, ...],
+        prompt: str | None = None,
+        aspect_ratio: str | None = None,
+        free: bool = False,
+        retry_of: int | None = None,
+    ) -> Reserved | Refused | Invalid:
+        """A new job for the same member from an earlier one (Retry, Remix, aspect switch): the same images
+        (with `references` holding their refreshed URLs), optionally a new prompt or shape. Same checks and the
+        same atomic charge as `/video`; `free` records it without charging (a Retry after a provider failure)."""
+        closed = await self.closed(original.guild_id, original.channel_id)
+        if closed is not None:
+            return Invalid([closed])
+        text = clean_prompt(prompt if prompt is not None else original.prompt)
+        shape = aspect_ratio or original.aspect_ratio
+        metas = [
+            ImageMeta(position, r.filename, r.content_type, r.size, r.width, r.height)
+            for position, r in enumerate(references, start=1)
+        ]
+        problems = validate_video_request(text, metas, original.duration, shape)
+        if problems:
+            return Invalid(problems)
+        new = NewJob(
+            guild_id=original.guild_id,
+            channel_id=original.channel_id,
+            user_id=original.user_id,
+            prompt=text,
+            duration=original.duration,
+            aspect_ratio=shape,
+            model=self._model,
+            references=references,
+            retry_of=retry_of,
+            free=free,
+        )
+        return await self._store.jobs.create_reserved(new, self.quota_request(role_ids))

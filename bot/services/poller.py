@@ -155,6 +155,7 @@ class Poller:
         self._config = config
         self._clock = clock
         self._on_change = on_change
+        self._listeners: list[OnChange] = []  # more on_change hooks (Discord views: mod-log, card buttons)
         self._card_context = card_context
         self._rand = rand
         self._delivery = Delivery(store=store, chat=chat, media_dir=config.media_dir)
@@ -180,6 +181,15 @@ class Poller:
     def running(self) -> bool:
         """True while `run()` is looping (for /healthz)."""
         return self._running
+
+    def add_listener(self, listener: OnChange) -> None:
+        """Also call `listener` after every status change (after `on_change`); errors are logged, never raised."""
+        self._listeners.append(listener)
+
+    async def announce(self, job: Job) -> None:
+        """A status change made outside the poller (a Cancel button): refresh the card and tell the hooks, as
+        the poller does for its own changes."""
+        await self._changed(job)
 
     def wake(self) -> None:
         """Look for due jobs now (the /video command calls this after inserting a job)."""
@@ -598,9 +608,10 @@ class Poller:
                 await self._chat.update_card(job.channel_id, job.status_message_id, render_card(job, ctx))
             except Exception as exc:
                 log.warning("job %s: could not update the status card: %s", job.id, exc)
-        if self._on_change is not None:
+        hooks = [self._on_change] if self._on_change is not None else []
+        for hook in [*hooks, *self._listeners]:
             try:
-                await self._on_change(job)
+                await hook(job)
             except Exception:
                 log.exception("job %s: on_change hook failed", job.id)
 

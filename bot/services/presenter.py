@@ -15,6 +15,7 @@ from bot.domain.text import escape_markdown, quote_prompt, shorten
 __all__ = [
     "Card",
     "CardContext",
+    "card_actions",
     "delivery_marker",
     "failure_message",
     "link_message",
@@ -36,6 +37,10 @@ class Card:
     color: int
     fields: tuple[tuple[str, str], ...] = ()
     footer: str = ""
+    job_id: int | None = None
+    actions: tuple[str, ...] = ()
+    """Buttons the card offers now, by name (see `card_actions`); the Discord adapter turns them into components."""
+    thumbnail_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,8 @@ def _status_line(job: Job, ctx: CardContext) -> tuple[str, int]:
     status = job.status
     if status is JobStatus.QUEUED:
         where = f" — number {ctx.queue_position} in line" if ctx.queue_position else ""
-        return f"⏳ Queued{where}", BLUE
+        eta = f", expected {_ts(ctx.eta)}" if ctx.eta else ""
+        return f"⏳ Queued{where}{eta}", BLUE
     if status is JobStatus.SUBMITTING:
         return "⏳ Starting", BLUE
     if status is JobStatus.GENERATING:
@@ -102,6 +108,19 @@ def _status_line(job: Job, ctx: CardContext) -> tuple[str, int]:
     if status is JobStatus.EXPIRED:
         return "⌛ Timed out — your video was refunded", RED
     return f"❌ Failed — {failure_reason(job)} Your video was refunded.", RED
+
+
+def card_actions(job: Job) -> tuple[str, ...]:
+    """What a member can do from the card in this state: stop it while it may still be stopped (the state
+    machine allows `cancelled` only before the video exists on our side), try again after a failure, and
+    iterate on a delivered video."""
+    if job.status in (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.GENERATING):
+        return ("cancel",)
+    if job.status is JobStatus.DELIVERED:
+        return ("remix", "aspect")
+    if job.status in (JobStatus.FAILED, JobStatus.EXPIRED, JobStatus.CANCELLED):
+        return ("retry",)
+    return ()
 
 
 def render_card(job: Job, ctx: CardContext | None = None) -> Card:
@@ -121,6 +140,8 @@ def render_card(job: Job, ctx: CardContext | None = None) -> Card:
         color=color,
         fields=tuple(fields),
         footer=f"Requested by member {job.user_id} · Kling O1",
+        job_id=job.id,
+        actions=card_actions(job),
     )
 
 

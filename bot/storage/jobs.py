@@ -172,13 +172,20 @@ class JobRepository:
         return bool(row["free"])
 
     async def transition(
-        self, job_id: int, expected: JobStatus | Collection[JobStatus], new: JobStatus, **fields: Any
+        self,
+        job_id: int,
+        expected: JobStatus | Collection[JobStatus],
+        new: JobStatus,
+        *,
+        actor_id: int | None = None,
+        **fields: Any,
     ) -> Job | None:
         """Move the job to `new` if it is in one of the `expected` states; None (and no change) otherwise.
 
         Raises InvalidTransition if any expected→new pair is not in the state machine, ValueError for fields
         that cannot be set. Sets updated_at, finished_at when `new` is terminal, and — when `new` gives the
         unit back — writes the refund in the same transaction, so a crash cannot leave a failed job charged.
+        `actor_id` is the member or moderator who caused the change (a Cancel button); it goes on the refund row.
         """
         olds = [JobStatus(expected)] if isinstance(expected, str) else [JobStatus(s) for s in expected]
         if not olds:
@@ -203,7 +210,7 @@ class JobRepository:
             job = job_from_row(row)
             if new in REFUNDED_ON and not row["free"]:
                 reason = f"job {new.value}" + (f": {job.failure_kind.value}" if job.failure_kind else "")
-                await refund_job(conn, job_id, reason=reason, now=now)
+                await refund_job(conn, job_id, reason=reason, now=now, actor_id=actor_id)
         return job
 
     async def update_fields(self, job_id: int, **fields: Any) -> Job:
@@ -263,6 +270,12 @@ class JobRepository:
             )
         n = int(row["n"]) if row is not None else 0
         return n or None
+
+    async def retries_of(self, job_id: int) -> list[Job]:
+        """Jobs started with the Retry button of `job_id` (retry_of), oldest first."""
+        async with self._db.read() as conn:
+            rows = await fetch_all(conn, "SELECT * FROM jobs WHERE retry_of = ? ORDER BY id", (job_id,))
+        return [job_from_row(r) for r in rows]
 
     async def list_for_user(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
         """The member's latest jobs in this guild, newest first."""

@@ -1,0 +1,217 @@
+"""What the card buttons do to a job, and the honest status numbers on a card — without Discord.
+
+`JobControls` decides who may act on a job and carries the action out through the store's compare-and-set:
+Cancel races the poller safely (whichever changes the row first wins; the other sees the CAS fail and leaves
+the job alone), and Retry/Remix/aspect switch go through `Intake.start_from`, so a new job is checked and
+charged exactly like `/video`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.domain.jobs import TERMINAL, FailureKind, Job, JobStatus, Reference
+from bot.domain.quotas import QuotaStatus
+from bot.services.intake import Intake, Invalid
+from bot.services.presenter import CardContext
+from bot.services.schedule import first_poll_delay
+from bot.storage import Refused, Reserved, Store
+
+__all__ = [
+    "FREE_RETRY_KINDS",
+    "Actor",
+    "CancelOutcome",
+    "CancelResult",
+    "Denied",
+    "JobControls",
+    "estimate_context",
+    "retry_is_free",
+]
+
+FREE_RETRY_KINDS = frozenset(
+    {
+        FailureKind.OUT_OF_CREDITS,
+        FailureKind.PROVIDER_UNAVAILABLE,
+        FailureKind.TIMEOUT,
+        FailureKind.DOWNLOAD_FAILED,
+        FailureKind.DELIVERY_FAILED,
+        FailureKind.SUBMIT_UNCERTAIN,
+        FailureKind.INTERNAL,
+    }
+)
+"""Failures that were the provider's (or the bot's) fault: retrying them costs the member nothing. A refused
+prompt or image (rejected_input/content) and a cancellation were the member's choice, so a retry is charged."""
+
+_CANCELLABLE = (JobStatus.QUEUED, JobStatus.GENERATING)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who pressed the button: their id, and whether they are a moderator of the job's guild."""
+
+    user_id: int
+    is_moderator: bool = False
+
+    def may_act_on(self, job: Job) -> bool:
+        return self.is_moderator or self.user_id == job.user_id
+
+
+class CancelOutcome(StrEnum):
+    CANCELLED = "cancelled"
+    NOT_FOUND = "not_found"  # no such job in this guild
+    NOT_ALLOWED = "not_allowed"  # neither the owner nor a moderator
+    TOO_LATE = "too_late"  # the video exists already (downloading, delivering or delivered)
+    ALREADY_ENDED = "already_ended"  # failed, expired or cancelled before
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    outcome: CancelOutcome
+    job: Job | None = None
+
+
+@dataclass(frozen=True)
+class Denied:
+    """A Retry/Remix that may not happen; `reason` is a member-facing sentence. Nothing was charged."""
+
+    reason: str
+
+
+def retry_is_free(job: Job) -> bool:
+    """Whether Retry on this ended job is not charged (see FREE_RETRY_KINDS)."""
+    if job.status is JobStatus.EXPIRED:
+        return True
+    return job.status is JobStatus.FAILED and job.failure_kind in FREE_RETRY_KINDS
+
+
+async def estimate_context(
+    store: Store, job: Job, *, quota: QuotaStatus | None = None, now: float | None = None
+) -> CardContext:
+    """The card's honest numbers: quota left, the place in the local queue while waiting, and an ETA from how
+    long recent jobs of the same model and duration took (no history, no ETA: better none than a made-up one)."""
+    now = time.time() if now is None else now
+    position = await store.jobs.queue_position(job.id) if job.status is JobStatus.QUEUED else None
+    recent = await store.jobs.recent_durations(job.model, job.duration)
+    eta: float | None = None
+    if recent:
+        typical = first_poll_delay(recent, 0.0)
+        if job.status is JobStatus.GENERATING and job.submitted_at is not None:
+            eta = job.submitted_at + typical
+        elif job.status in (JobStatus.QUEUED, JobStatus.SUBMITTING):
+            eta = now + typical
+    return CardContext(
+        remaining=quota.remaining if quota is not None else None,
+        limit=quota.limit + quota.granted if quota is not None else None,
+        queue_position=position,
+        eta=eta,
+    )
+
+
+class JobControls:
+    """Cancel, Retry, Remix and aspect switch for one job, by its owner or a moderator."""
+
+    def __init__(
+        self,
+        store: Store,
+        intake: Intake,
+        *,
+        submit_wait: float = 3.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._store = store
+        self._intake = intake
+        self._submit_wait = submit_wait
+        self._sleep = sleep
+        self._retry_lock = asyncio.Lock()  # one Retry per failed job, even when the button is double-clicked
+
+    async def job_for(self, guild_id: int, job_id: int) -> Job | None:
+        """The job, only if it belongs to this guild (a custom id is just a number anyone could craft)."""
+        return await self._store.jobs.get(job_id, guild_id=guild_id)
+
+    async def cancel(self, guild_id: int, job_id: int, actor: Actor) -> CancelResult:
+        """Cancel before the video exists: refunded in the same write, never delivered.
+
+        A job in `submitting` is between two writes of the poller (the state machine cannot cancel it there,
+        the provider may be creating it); wait a moment for it to become `generating` and cancel then."""
+        job = await self.job_for(guild_id, job_id)
+        if job is None:
+            return CancelResult(CancelOutcome.NOT_FOUND)
+        if not actor.may_act_on(job):
+            return CancelResult(CancelOutcome.NOT_ALLOWED, job)
+        waited = 0.0
+        while True:
+            if job.status in TERMINAL:
+                outcome = CancelOutcome.TOO_LATE if job.status is JobStatus.DELIVERED else CancelOutcome.ALREADY_ENDED
+                return CancelResult(outcome, job)
+            if job.status in (JobStatus.DOWNLOADING, JobStatus.DELIVERING):
+                return CancelResult(CancelOutcome.TOO_LATE, job)
+            if job.status in _CANCELLABLE:
+                who = "a moderator" if actor.user_id != job.user_id else "the member"
+                cancelled = await self._store.jobs.transition(
+                    job.id,
+                    job.status,
+                    JobStatus.CANCELLED,
+                    actor_id=actor.user_id,
+                    failure_kind=FailureKind.CANCELLED,
+                    last_error=f"cancelled by {who}",
+                )
+                if cancelled is not None:
+                    return CancelResult(CancelOutcome.CANCELLED, cancelled)
+            elif waited >= self._submit_wait:
+                return CancelResult(CancelOutcome.TOO_LATE, job)
+            else:
+                await self._sleep(0.1)
+                waited += 0.1
+            current = await self.job_for(guild_id, job_id)
+            if current is None:
+                return CancelResult(CancelOutcome.NOT_FOUND)
+            job = current
+
+    async def again(
+        self,
+        guild_id: int,
+        job_id: int,
+        actor: Actor,
+        *,
+        role_ids: tuple[int, ...],
+        refresh: Callable[[tuple[Reference, ...]], Awaitable[tuple[Reference, ...] | None]],
+        retry: bool = False,
+        prompt: str | None = None,
+        aspect_ratio: str | None = None,
+    ) -> Reserved | Refused | Invalid | Denied:
+        """Start a new job for the owner from `job_id`: a Retry (`retry=True`, only after the job ended without
+        a video; free after a provider failure, once per job), or a Remix / aspect switch of a delivered video.
+
+        `refresh` gets the stored references and returns them with fresh URLs (Discord's are signed and expire),
+        or None when Discord no longer has the images. `role_ids` are the owner's roles (for their limit)."""
+        job = await self.job_for(guild_id, job_id)
+        if job is None:
+            return Denied("That job is not on this server.")
+        if not actor.may_act_on(job):
+            return Denied("Only the member who started this video, or a moderator, can do that.")
+        if retry and job.status not in (JobStatus.FAILED, JobStatus.EXPIRED, JobStatus.CANCELLED):
+            return Denied(f"Job #{job.id} has not failed, so there is nothing to retry.")
+        if not retry and job.status is not JobStatus.DELIVERED:
+            return Denied(f"Job #{job.id} has no video yet; remix it once it is delivered.")
+        references = await refresh(job.references)
+        if references is None:
+            return Denied(
+                "Discord no longer has the reference images of this job, so it cannot be started again. "
+                "Run `/video` with the images attached."
+            )
+        if not retry:
+            return await self._intake.start_from(
+                job, role_ids=role_ids, references=references, prompt=prompt, aspect_ratio=aspect_ratio
+            )
+        async with self._retry_lock:
+            earlier = await self._store.jobs.retries_of(job.id)
+            if earlier:
+                return Denied(f"Job #{job.id} was already retried as job #{earlier[0].id}.")
+            free = retry_is_free(job)
+            return await self._intake.start_from(
+                job, role_ids=role_ids, references=references, free=free, retry_of=job.id
+            )
