@@ -46,7 +46,7 @@ async def _run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, st
 
 
 async def test_missing_token_is_one_line_naming_it_and_exit_2(tmp_path: Path) -> None:
-    code, out, err = await _run([], tmp_path, _clean_env())
+    code, _, err = await _run([], tmp_path, _clean_env())
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1
@@ -71,6 +71,9 @@ async def test_migrate_creates_the_database_folder_and_file(tmp_path: Path) -> N
 
 
 async def test_global_sync_only_when_commands_changed_and_sync_forces_it(world: World) -> None:
+    # Discord allows few command syncs per minute; discord.py waits out an exhausted bucket, which this test
+    # does not need to measure.
+    world.discord.rate_limits["PUT /applications/{application_id}/commands"] = (10, 60.0)
     await world.start_bot(dev_guild_id=None)
     assert world.discord.sync_count == 1
     assert {c["name"] for c in world.discord.commands()} >= {"video", "quota"}
