@@ -77,7 +77,8 @@ async def test_429_on_the_delivery_post_is_waited_out_and_the_video_arrives_once
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 async def test_5xx_on_the_delivery_post_is_retried_and_the_video_arrives_once(world: World, status: int) -> None:
     card = await start_job(world)
-    world.discord.inject_fault("POST", POSTS, status, count=2)
+    # One failure: discord.py itself sleeps 1 s, 3 s, ... between its retries of 500/502/504 (503 comes back to us).
+    world.discord.inject_fault("POST", POSTS, status, count=1)
     await wait_delivered_once(world, card)
     await settled(world)
 
