@@ -64,6 +64,10 @@ def _memory_gib() -> float:
 
 
 def _commit() -> str:
+    # Set when benchmarking an exported tree (`git archive HEAD`), which has no .git to ask.
+    exported = os.environ.get("REELBOT_BENCH_COMMIT")
+    if exported:
+        return exported
     git = shutil.which("git")
     if git is None:
         return "unknown"
