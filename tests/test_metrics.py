@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +14,15 @@ import pytest
 from bot.domain.jobs import FailureKind, JobStatus
 from bot.health import CheckResult, HealthServer, database_check, gateway_check, poller_check
 from bot.metrics import CONTENT_TYPE, MeteredProvider, Metrics, Registry, job_observer
+from bot.runner import _health_server
 from bot.services.poller import Poller
 from bot.sim.aimlapi import JobScript
 from bot.storage import Store
+from tests import e2e_world
+from tests.e2e_world import World
 from tests.fakes import Env, make_env
+
+world = e2e_world.world  # the end-to-end fixture: both simulators and a real bot
 
 # ---------------------------------------------------------------- the exposition format
 
@@ -258,3 +264,45 @@ async def test_a_failing_check_never_shows_its_exception_text(served: Served) ->
     assert "secret" not in text
     assert "RuntimeError" in text
     assert body is not None
+
+
+# ---------------------------------------------------------------- wired into a real bot
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_a_running_bot_is_healthy_and_counts_a_video_end_to_end(world: World) -> None:
+    bot = await world.start_bot()
+    settings = world.settings(metrics_port=free_port())
+    async with _health_server(settings, bot) as server:
+        assert server is not None
+        base = f"http://127.0.0.1:{server.port}"
+        await world.discord.wait_for(lambda: bot.poller.running, timeout=5)
+        status, _, body, _ = await get(base + "/healthz")
+        assert status == 200, body
+
+        card = await (await world.video()).wait_response(timeout=5)
+        await world.discord.wait_for(lambda: bool(world.posts_with_files(card.id)), timeout=20)
+        await world.discord.wait_for(lambda: bot.metrics.deliveries.value() == 1, timeout=5)
+        _, _, _, text = await get(base + "/metrics")
+        assert "reelbot_submissions_total 1" in text
+        assert "reelbot_initial_response_seconds_count 1" in text
+        assert "reelbot_delivery_lag_seconds_count 1" in text
+        assert 'reelbot_jobs{state="delivered"} 1' in text
+
+        await bot.close()
+        status, _, body, _ = await get(base + "/healthz")
+        assert status == 503
+        assert body is not None
+        failing = {name for name, check in body["checks"].items() if not check["ok"]}  # type: ignore[attr-defined]
+        assert failing == {"gateway", "poller"}
+
+
+async def test_no_metrics_port_means_no_server(world: World) -> None:
+    bot = await world.start_bot()
+    async with _health_server(world.settings(), bot) as server:
+        assert server is None
