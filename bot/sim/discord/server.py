@@ -69,7 +69,9 @@ def _needs_bot_auth(template: str) -> bool:
 
 
 def _major(match_info: Any) -> str:
-    for key in ("channel_id", "guild_id", "webhook_id"):
+    # interaction_id: each interaction's callback is its own bucket (Discord exempts interaction routes from the
+    # global limit); without it every callback of every member shared the "*" fallback bucket of 50 per second.
+    for key in ("channel_id", "guild_id", "webhook_id", "interaction_id"):
         if key in match_info:
             extra = match_info.get("webhook_token", "") if key == "webhook_id" else ""
             return f"{key}:{match_info[key]}{extra}"
