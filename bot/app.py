@@ -27,7 +27,7 @@ __all__ = ["EXTENSIONS", "Reelbot", "StartupOptions", "reply_ephemeral"]
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.video", "cogs.quota", "cogs.controls")
+EXTENSIONS = ("cogs.video", "cogs.quota", "cogs.controls", "cogs.moderation", "cogs.jobs")
 
 
 @dataclass

@@ -105,7 +105,7 @@ def report_csv(report: UsageReport, names: Callable[[int], str] | None = None) -
     writer.writerow(CSV_COLUMNS)
     rows: Sequence[UsageRow] = report.rows
     for row in [*rows, report.totals]:
-        is_total = row is not None and row.user_id == 0
+        is_total = row.user_id == 0
         cost = report.cost(row)
         writer.writerow(
             (
