@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-__all__ = ["MB_SIZE", "Picture", "escape_rbsp", "idr_slice", "level_idc", "pps", "sps"]
+__all__ = ["MB_SIZE", "BitWriter", "Picture", "escape_rbsp", "idr_slice", "level_idc", "pps", "sps"]
 
 MB_SIZE = 16
 PROFILE_BASELINE = 66
