@@ -12,6 +12,7 @@ import asyncio
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,16 @@ class Rig:
             await asyncio.sleep(0.05)
         raise AssertionError(f"job never reached {wanted}; it is {self.status()}")
 
+    async def wait_requeued(self, timeout: float = 30) -> None:
+        """Wait until the job is queued again with a far-off next attempt (the submit's answer was written)."""
+        for _ in range(int(timeout / 0.05)):
+            with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5) as conn:
+                row = conn.execute("SELECT status, next_poll_at FROM jobs ORDER BY id DESC LIMIT 1").fetchone()
+            if row and row[0] == JobStatus.QUEUED and (row[1] or 0) > time.time() + 60:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the job never went back to the queue")
+
     async def video(self) -> SimMessage:
         guild = self.discord.guild
         handle = await self.discord.invoke_command(
@@ -135,8 +146,8 @@ async def test_killed_while_queued_submits_once_after_restart_and_delivers(rig: 
     rig.aiml.script_next(JobScript(submit_status=429, submit_retry_after=600))
     await rig.start()
     card = await rig.video()
-    await rig.wait_status(JobStatus.QUEUED)
     await rig.discord.wait_for(lambda: any(r.method == "POST" for r in rig.aiml.requests), timeout=10)
+    await rig.wait_requeued()  # back in the queue after the 429, not still mid-submit
     await rig.kill()
 
     await rig.start()  # recovery makes the job due at once
