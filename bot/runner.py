@@ -27,6 +27,7 @@ from bot.metrics import MeteredProvider, Metrics, job_observer
 from bot.provider.client import AimlClient
 from bot.provider.download import MediaDownloader
 from bot.services.intake import Intake, QuotaPolicy
+from bot.services.moderation import estimate_context
 from bot.services.poller import Poller, PollerConfig
 from bot.services.ports import ChatPort
 from bot.settings import Settings
@@ -79,6 +80,7 @@ async def assemble(
                     config=config,
                     clock=clock,
                     on_change=job_observer(metrics, store.jobs.is_free),
+                    card_context=lambda job: estimate_context(store, job, now=clock()),
                 )
 
             bot = Reelbot(
