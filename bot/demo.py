@@ -34,12 +34,15 @@ def _say(step: str, text: str = "") -> None:
         print(f"    {line}")
 
 
-def _card_text(embeds: list[dict[str, Any]]) -> str:
+def _card_text(embeds: list[dict[str, Any]], components: list[dict[str, Any]]) -> str:
     if not embeds:
         return "(no card)"
     embed = embeds[0]
     lines = [f"[{embed.get('title', '')}]", embed.get("description", "")]
     lines += [f"{f['name']}: {f['value']}" for f in embed.get("fields", [])]
+    buttons = [c.get("label") or c.get("placeholder", "") for row in components for c in row.get("components", [])]
+    if buttons:
+        lines.append("Buttons: " + "  ".join(f"[{label}]" for label in buttons))
     return "\n".join(lines)
 
 
@@ -104,7 +107,7 @@ async def _play(sim: DiscordSimulator, output: Path) -> int:
         "video", user_id=member, channel_id=guild.text_channel_id, options={"prompt": PROMPT}, attachments=images
     )
     card = await handle.wait_response(timeout=5)
-    _say("The status card appears in the channel (public)", _card_text(card.embeds))
+    _say("The status card appears in the channel (public)", _card_text(card.embeds, card.components))
     await sim.wait_for(lambda: bool(sim.threads(guild.text_channel_id)), timeout=5)
     thread = sim.threads(guild.text_channel_id)[0]
     _say("A thread is started on the card", f"🧵 {thread.name}")
@@ -135,7 +138,7 @@ async def _play(sim: DiscordSimulator, output: Path) -> int:
     )
     await sim.wait_for(lambda: "Delivered" in _status(sim.message(card.id).embeds), timeout=5)  # type: ignore[union-attr]
     final = sim.message(card.id)
-    _say("The card, final", _card_text(final.embeds if final else []))
+    _say("The card, final", _card_text(final.embeds, final.components) if final else "(gone)")
     quota = await sim.invoke_command("quota", user_id=member, channel_id=guild.text_channel_id)
     reply = await quota.wait_response(timeout=5)
     _say("The member runs /quota (only they see the answer)", reply.content)
