@@ -30,16 +30,7 @@ from bot.services.presenter import Card, failure_message, quota_lines, render_ca
 from bot.storage import Refused
 from cogs.quota import member_role_ids
 
-__all__ = [
-    "AspectSelect",
-    "BlockButton",
-    "CancelButton",
-    "ControlsCog",
-    "RemixButton",
-    "RetryButton",
-    "card_view",
-    "is_moderator",
-]
+__all__ = ["AspectSelect", "ControlsCog", "JobButton", "card_view", "is_moderator"]
 
 log = logging.getLogger(__name__)
 
@@ -64,61 +55,43 @@ def _cog(interaction: discord.Interaction[Reelbot]) -> ControlsCog:
     return cog
 
 
-class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"reelbot:cancel:{_ID}"):
-    def __init__(self, job_id: int) -> None:
+# Each button: its label, emoji and style, and the handler it calls. One DynamicItem class serves them all; the
+# custom id names the action and the job, e.g. `reelbot:cancel:42`.
+_BUTTONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
+    "cancel": ("Cancel", "🚫", discord.ButtonStyle.danger),
+    "retry": ("Retry", "🔁", discord.ButtonStyle.primary),
+    "remix": ("Remix", "✏️", discord.ButtonStyle.secondary),
+    "block": ("Block member", "⛔", discord.ButtonStyle.danger),  # on mod-log entries
+}
+
+
+class JobButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"reelbot:(?P<action>{'|'.join(_BUTTONS)}):{_ID}"
+):
+    def __init__(self, action: str, job_id: int) -> None:
+        label, emoji, style = _BUTTONS[action]
         super().__init__(
-            discord.ui.Button(
-                label="Cancel", emoji="🚫", style=discord.ButtonStyle.danger, custom_id=f"reelbot:cancel:{job_id}"
-            )
+            discord.ui.Button(label=label, emoji=emoji, style=style, custom_id=f"reelbot:{action}:{job_id}")
         )
+        self.action = action
         self.job_id = job_id
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> CancelButton:
-        return cls(int(match["job_id"]))
+    ) -> JobButton:
+        return cls(match["action"], int(match["job_id"]))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await _cog(interaction).cancel(interaction, self.job_id)
-
-
-class RetryButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"reelbot:retry:{_ID}"):
-    def __init__(self, job_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Retry", emoji="🔁", style=discord.ButtonStyle.primary, custom_id=f"reelbot:retry:{job_id}"
-            )
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> RetryButton:
-        return cls(int(match["job_id"]))
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await _cog(interaction).again(interaction, self.job_id, retry=True)
-
-
-class RemixButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"reelbot:remix:{_ID}"):
-    def __init__(self, job_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Remix", emoji="✏️", style=discord.ButtonStyle.secondary, custom_id=f"reelbot:remix:{job_id}"
-            )
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> RemixButton:
-        return cls(int(match["job_id"]))
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await _cog(interaction).show_remix(interaction, self.job_id)
+        cog = _cog(interaction)
+        if self.action == "cancel":
+            await cog.cancel(interaction, self.job_id)
+        elif self.action == "retry":
+            await cog.again(interaction, self.job_id, retry=True)
+        elif self.action == "remix":
+            await cog.show_remix(interaction, self.job_id)
+        else:
+            await cog.block_from_log(interaction, self.job_id)
 
 
 class AspectSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=rf"reelbot:aspect:{_ID}"):
@@ -147,35 +120,7 @@ class AspectSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=rf"r
         await _cog(interaction).again(interaction, self.job_id, aspect_ratio=shape)
 
 
-class BlockButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"reelbot:block:{_ID}"):
-    """On mod-log entries: block the member who started this job."""
-
-    def __init__(self, job_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Block member", emoji="⛔", style=discord.ButtonStyle.danger, custom_id=f"reelbot:block:{job_id}"
-            )
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> BlockButton:
-        return cls(int(match["job_id"]))
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await _cog(interaction).block_from_log(interaction, self.job_id)
-
-
-_BUILDERS: dict[str, type[discord.ui.DynamicItem[Any]]] = {
-    "cancel": CancelButton,
-    "retry": RetryButton,
-    "remix": RemixButton,
-    "aspect": AspectSelect,
-    "block": BlockButton,
-}
-DYNAMIC_ITEMS = tuple(_BUILDERS.values())
+DYNAMIC_ITEMS = (JobButton, AspectSelect)
 
 
 def card_view(card: Card) -> discord.ui.View:
@@ -183,7 +128,7 @@ def card_view(card: Card) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     if card.job_id is not None:
         for action in card.actions:
-            view.add_item(_BUILDERS[action](card.job_id))
+            view.add_item(AspectSelect(card.job_id) if action == "aspect" else JobButton(action, card.job_id))
     return view
 
 
