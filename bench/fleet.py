@@ -33,6 +33,7 @@ from bot.provider.client import AimlClient
 from bot.provider.download import MediaDownloader
 from bot.services.poller import Poller, PollerConfig
 from bot.services.presenter import Card
+from bot.services.schedule import FOLLOW_UP_FACTOR
 from bot.sim.aimlapi import AimlSimulator, JobScript, SimGeneration
 from bot.storage import NewJob, QuotaRequest, Reserved, Store
 
@@ -227,7 +228,8 @@ async def _run(config: FleetConfig, base_url: str, clock: Synchronized[float], t
             downloader=downloader,
             chat=chat,
             config=PollerConfig(
-                poll_interval=fixed or config.poll_interval,
+                # The peer polls every `fixed` seconds exactly: undo the adaptive schedule's follow-up factor.
+                poll_interval=fixed / FOLLOW_UP_FACTOR if fixed else config.poll_interval,
                 job_timeout=3600.0,
                 media_dir=tmp / "media",
                 max_concurrency=config.max_concurrency,

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from bot.services.schedule import backoff, first_poll_delay, next_poll_delay
+from bot.services.schedule import backoff, first_poll_delay, next_poll_delay, typical_duration
 
 
-def test_first_poll_waits_for_the_median_of_recent_jobs() -> None:
-    assert first_poll_delay([100.0, 130.0, 500.0], default=10.0) == 130.0
-    assert first_poll_delay([100.0, 140.0], default=10.0) == 120.0
+def test_first_poll_comes_two_intervals_before_the_fastest_recent_job() -> None:
+    assert first_poll_delay([130.0, 100.0, 500.0], default=10.0) == 80.0
+    assert first_poll_delay([140.0, 100.0], default=10.0) == 80.0
+    # Never sooner than one interval, even when recent jobs were very fast.
+    assert first_poll_delay([12.0, 30.0], default=10.0) == 10.0
+
+
+def test_typical_duration_is_the_median_for_the_eta() -> None:
+    assert typical_duration([100.0, 140.0, 500.0]) == 140.0
+    assert typical_duration([0.0, -1.0]) is None
 
 
 def test_first_poll_without_history_uses_the_default() -> None:
@@ -23,8 +30,10 @@ def test_first_poll_never_beyond_the_cap() -> None:
     assert first_poll_delay([900.0], default=10.0, cap=-5.0) == 0.0
 
 
-@pytest.mark.parametrize(("rand", "expected"), [(0.0, 9.0), (0.5, 10.0), (0.999999, 11.0)])
-def test_next_poll_jitter_stays_within_ten_percent(rand: float, expected: float) -> None:
+@pytest.mark.parametrize(("rand", "expected"), [(0.0, 8.1), (0.5, 9.0), (0.999999, 9.9)])
+def test_follow_up_polls_are_a_little_faster_than_the_interval_with_ten_percent_jitter(
+    rand: float, expected: float
+) -> None:
     assert next_poll_delay(10.0, lambda: rand) == pytest.approx(expected, abs=1e-4)
 
 

@@ -18,7 +18,7 @@ from bot.domain.jobs import TERMINAL, FailureKind, Job, JobStatus, Reference
 from bot.domain.quotas import QuotaStatus
 from bot.services.intake import Intake, Invalid
 from bot.services.presenter import CardContext
-from bot.services.schedule import first_poll_delay
+from bot.services.schedule import typical_duration
 from bot.storage import Refused, Reserved, Store
 
 __all__ = [
@@ -97,8 +97,8 @@ async def estimate_context(
     position = await store.jobs.queue_position(job.id) if job.status is JobStatus.QUEUED else None
     recent = await store.jobs.recent_durations(job.model, job.duration)
     eta: float | None = None
-    if recent:
-        typical = first_poll_delay(recent, 0.0)
+    typical = typical_duration(recent)
+    if typical is not None:
         if job.status is JobStatus.GENERATING and job.submitted_at is not None:
             eta = job.submitted_at + typical
         elif job.status in (JobStatus.QUEUED, JobStatus.SUBMITTING):
