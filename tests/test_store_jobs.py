@@ -362,3 +362,23 @@ async def test_get_can_be_limited_to_one_guild(store: Store) -> None:
     assert await store.jobs.get(job.id, guild_id=GUILD) == job
     assert await store.jobs.get(job.id, guild_id=GUILD + 1) is None
     assert await store.jobs.get(job.id + 100) is None
+
+
+async def test_the_quota_returned_with_a_reservation_is_what_a_fresh_read_gives(store: Store, clock: FakeClock) -> None:
+    # The status after a reservation is worked out from the one read before the insert; it must match a re-read
+    # exactly, with earlier uses, a refund, a grant and a free retry in the mix.
+    request = QuotaRequest(window_seconds=3_600, fallback_limit=3, max_active=10)
+    first = await store.jobs.create_reserved(new_job(), request)
+    assert isinstance(first, Reserved)
+    clock.advance(600)
+    await store.quotas.grant(GUILD, USER, 2, actor_id=1)
+    second = await store.jobs.create_reserved(new_job(), request)
+    assert isinstance(second, Reserved)
+    await store.jobs.transition(second.job.id, S.QUEUED, S.FAILED, failure_kind=FailureKind.INTERNAL)
+    clock.advance(60)
+    for free in (False, True, False, False):
+        clock.advance(1)
+        new = NewJob(GUILD, CHANNEL, USER, "again", 5, "16:9", "m", (REF,), retry_of=first.job.id, free=free)
+        result = await store.jobs.create_reserved(new, request)
+        assert isinstance(result, Reserved)
+        assert result.quota == await store.quotas.status(GUILD, USER, request)

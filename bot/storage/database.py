@@ -175,11 +175,12 @@ class Database:
             await asyncio.shield(self._conn.execute("ROLLBACK"))
 
 
+# `execute_fetchall` runs the statement and reads its rows in one trip to aiosqlite's thread; a cursor would take
+# three (execute, fetch, close), and those trips, not SQLite, are most of the cost of a quota reservation.
 async def fetch_all(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-    async with conn.execute(sql, tuple(params)) as cur:
-        return list(await cur.fetchall())
+    return list(await conn.execute_fetchall(sql, tuple(params)))
 
 
 async def fetch_one(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-    async with conn.execute(sql, tuple(params)) as cur:
-        return await cur.fetchone()
+    rows = await fetch_all(conn, sql, params)
+    return rows[0] if rows else None

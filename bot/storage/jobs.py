@@ -25,7 +25,7 @@ from bot.domain.jobs import (
 from bot.domain.quotas import QuotaStatus, Refusal
 from bot.storage.database import Database, fetch_all, fetch_one
 from bot.storage.models import JobNotFound, LedgerKind, NewJob, QuotaRequest, Refused, Reserved
-from bot.storage.quotas import append_ledger, compute_status, refund_job
+from bot.storage.quotas import after_reservation, append_ledger, quota_snapshot, refund_job
 
 __all__ = ["UPDATABLE_FIELDS", "JobRepository", "job_from_row"]
 
@@ -111,7 +111,7 @@ class JobRepository:
         """
         async with self._db.write() as conn:
             now = self._clock()
-            quota = await compute_status(conn, new.guild_id, new.user_id, request, now)
+            quota, use_times = await quota_snapshot(conn, new.guild_id, new.user_id, request, now)
             refusal = _refusal(quota, free=new.free)
             if refusal is not None:
                 return Refused(quota=quota, refusal=refusal)
@@ -151,8 +151,7 @@ class JobRepository:
                 reason=f"free retry of job {new.retry_of}" if new.free else None,
                 at=now,
             )
-            after = await compute_status(conn, new.guild_id, new.user_id, request, now)
-        return Reserved(job=job, quota=after)
+        return Reserved(job=job, quota=after_reservation(quota, use_times, now, free=new.free))
 
     async def get(self, job_id: int, *, guild_id: int | None = None) -> Job | None:
         """The job, or None. With `guild_id`, also None when the job belongs to another guild (a button's custom

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import aiosqlite
@@ -70,7 +71,29 @@ def _entry(row: aiosqlite.Row) -> LedgerEntry:
 async def compute_status(
     conn: aiosqlite.Connection, guild_id: int, user_id: int, request: QuotaRequest, now: float
 ) -> QuotaStatus:
-    """The member's quota at `now`, read inside the caller's transaction.
+    """The member's quota at `now`, read inside the caller's transaction."""
+    status, _ = await quota_snapshot(conn, guild_id, user_id, request, now)
+    return status
+
+
+def after_reservation(status: QuotaStatus, use_times: list[float], now: float, *, free: bool) -> QuotaStatus:
+    """The quota once one more job started at `now` (charged unless `free`): what `compute_status` would read
+    right after the insert, worked out without reading it all again."""
+    if free:
+        return replace(status, active=status.active + 1)
+    uses = [*use_times, now]
+    return replace(
+        status,
+        used=status.used + 1,
+        active=status.active + 1,
+        next_free_at=next_free_at(uses, status.limit + status.granted, status.window_seconds),
+    )
+
+
+async def quota_snapshot(
+    conn: aiosqlite.Connection, guild_id: int, user_id: int, request: QuotaRequest, now: float
+) -> tuple[QuotaStatus, list[float]]:
+    """The member's quota at `now` and the start times of the uses it counts, inside the caller's transaction.
 
     A use counts while `at + window > now`: exactly the comparison `next_free_at` makes (`at + window`), so a
     slot frees at the very instant the card promised, with no float rounding between the two.
@@ -119,7 +142,7 @@ async def compute_status(
         f"SELECT COUNT(*) AS n FROM jobs WHERE guild_id = ? AND user_id = ? AND status IN ({_ACTIVE_SQL})",
         (guild_id, user_id),
     )
-    return QuotaStatus(
+    status = QuotaStatus(
         used=len(use_times),
         limit=limit,
         window_seconds=window,
@@ -130,6 +153,7 @@ async def compute_status(
         next_free_at=next_free_at(use_times, limit + granted, window),
         granted=granted,
     )
+    return status, use_times
 
 
 async def refund_job(
