@@ -65,11 +65,7 @@ async def assemble(
                     max_active=settings.max_active_jobs_per_user,
                 ),
             )
-            config = PollerConfig(
-                poll_interval=settings.poll_interval_seconds,
-                job_timeout=settings.job_timeout_seconds,
-                media_dir=media_dir(settings),
-            )
+            config = PollerConfig.from_settings(settings, media_dir(settings))
 
             def make_poller(chat: ChatPort) -> Poller:
                 return Poller(

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     max_active_jobs_per_user: int = Field(default=2, ge=1)
     poll_interval_seconds: float = Field(default=10, gt=0)
     job_timeout_seconds: float = Field(default=1800, gt=0)
+    provider_requests_per_second: float = Field(default=5, gt=0)
     media_allow_private_networks: bool = False
     dev_guild_id: int | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

@@ -90,6 +90,7 @@ class PollerConfig:
         return cls(
             poll_interval=settings.poll_interval_seconds,
             job_timeout=settings.job_timeout_seconds,
+            max_requests_per_second=settings.provider_requests_per_second,
             media_dir=media_dir,
             **overrides,
         )
