@@ -208,15 +208,31 @@ class QuotaRepository:
     ) -> LedgerEntry:
         """Override the member's limit per window (None clears the override: roles and defaults apply again)."""
         _check_videos(videos)
+        return await self._change_member(
+            guild_id, user_id, LedgerKind.MEMBER_LIMIT, actor_id, reason, amount=videos, limit_override=videos
+        )
+
+    async def _change_member(
+        self,
+        guild_id: int,
+        user_id: int,
+        kind: LedgerKind,
+        actor_id: int,
+        reason: str | None,
+        *,
+        amount: int | None = None,
+        **member_fields: Any,
+    ) -> LedgerEntry:
+        """Update the member's quota row and write the ledger row that explains it, in one transaction."""
         async with self._db.write() as conn:
             now = self._clock()
-            await _upsert_member(conn, guild_id, user_id, now, limit_override=videos)
+            await _upsert_member(conn, guild_id, user_id, now, **member_fields)
             return await append_ledger(
                 conn,
                 guild_id=guild_id,
                 user_id=user_id,
-                kind=LedgerKind.MEMBER_LIMIT,
-                amount=videos,
+                kind=kind,
+                amount=amount,
                 actor_id=actor_id,
                 reason=reason,
                 at=now,
@@ -297,32 +313,14 @@ class QuotaRepository:
 
     async def block(self, guild_id: int, user_id: int, *, actor_id: int, reason: str | None = None) -> LedgerEntry:
         """The member can start no job until unblocked; `reason` is shown to them."""
-        async with self._db.write() as conn:
-            now = self._clock()
-            await _upsert_member(conn, guild_id, user_id, now, blocked=1, block_reason=reason)
-            return await append_ledger(
-                conn,
-                guild_id=guild_id,
-                user_id=user_id,
-                kind=LedgerKind.BLOCK,
-                actor_id=actor_id,
-                reason=reason,
-                at=now,
-            )
+        return await self._change_member(
+            guild_id, user_id, LedgerKind.BLOCK, actor_id, reason, blocked=1, block_reason=reason
+        )
 
     async def unblock(self, guild_id: int, user_id: int, *, actor_id: int, reason: str | None = None) -> LedgerEntry:
-        async with self._db.write() as conn:
-            now = self._clock()
-            await _upsert_member(conn, guild_id, user_id, now, blocked=0, block_reason=None)
-            return await append_ledger(
-                conn,
-                guild_id=guild_id,
-                user_id=user_id,
-                kind=LedgerKind.UNBLOCK,
-                actor_id=actor_id,
-                reason=reason,
-                at=now,
-            )
+        return await self._change_member(
+            guild_id, user_id, LedgerKind.UNBLOCK, actor_id, reason, blocked=0, block_reason=None
+        )
 
     async def grant(
         self, guild_id: int, user_id: int, videos: int, *, actor_id: int, reason: str | None = None
