@@ -77,33 +77,25 @@ class GuildRepository:
         self, guild_id: int, channel_id: int, *, actor_id: int, reason: str | None = None
     ) -> GuildConfig:
         """Add a channel where `/video` works. Once any is set, `/video` works only in those."""
-        async with self._db.write() as conn:
-            await conn.execute(
-                "INSERT OR IGNORE INTO guild_channels (guild_id, channel_id) VALUES (?, ?)", (guild_id, channel_id)
-            )
-            await append_ledger(
-                conn,
-                guild_id=guild_id,
-                kind=LedgerKind.CHANNEL_ALLOW,
-                actor_id=actor_id,
-                reason=reason,
-                detail={"channel_id": channel_id},
-                at=self._clock(),
-            )
-        return await self.get(guild_id)
+        sql = "INSERT OR IGNORE INTO guild_channels (guild_id, channel_id) VALUES (?, ?)"
+        return await self._change_channel(sql, LedgerKind.CHANNEL_ALLOW, guild_id, channel_id, actor_id, reason)
 
     async def disallow_channel(
         self, guild_id: int, channel_id: int, *, actor_id: int, reason: str | None = None
     ) -> GuildConfig:
         """Remove a channel from the allowed list (removing the last one allows every channel again)."""
+        sql = "DELETE FROM guild_channels WHERE guild_id = ? AND channel_id = ?"
+        return await self._change_channel(sql, LedgerKind.CHANNEL_DISALLOW, guild_id, channel_id, actor_id, reason)
+
+    async def _change_channel(
+        self, sql: str, kind: LedgerKind, guild_id: int, channel_id: int, actor_id: int, reason: str | None
+    ) -> GuildConfig:
         async with self._db.write() as conn:
-            await conn.execute(
-                "DELETE FROM guild_channels WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id)
-            )
+            await conn.execute(sql, (guild_id, channel_id))
             await append_ledger(
                 conn,
                 guild_id=guild_id,
-                kind=LedgerKind.CHANNEL_DISALLOW,
+                kind=kind,
                 actor_id=actor_id,
                 reason=reason,
                 detail={"channel_id": channel_id},
