@@ -21,6 +21,7 @@ from bot.app import Reelbot, StartupOptions
 from bot.commands_sync import sync_commands
 from bot.discord_endpoints import point_discord_at
 from bot.domain.clock import Clock, system_clock
+from bot.domain.jobs import Job
 from bot.health import HealthServer, database_check, gateway_check, poller_check
 from bot.logs import configure_logging
 from bot.metrics import MeteredProvider, Metrics, job_observer
@@ -30,6 +31,7 @@ from bot.services.intake import Intake, QuotaPolicy
 from bot.services.moderation import estimate_context
 from bot.services.poller import Poller, PollerConfig
 from bot.services.ports import ChatPort
+from bot.services.presenter import CardContext
 from bot.settings import Settings
 from bot.storage import Store
 
@@ -67,6 +69,11 @@ async def assemble(
             )
             config = PollerConfig.from_settings(settings, media_dir(settings))
 
+            async def card_context(job: Job) -> CardContext:
+                # The member's roles were stored with the job, so the card keeps showing their real allowance.
+                quota = await intake.quota(job.guild_id, job.user_id, job.role_ids)
+                return await estimate_context(store, job, quota=quota, now=clock())
+
             def make_poller(chat: ChatPort) -> Poller:
                 return Poller(
                     store=store,
@@ -76,7 +83,7 @@ async def assemble(
                     config=config,
                     clock=clock,
                     on_change=job_observer(metrics, store.jobs.is_free),
-                    card_context=lambda job: estimate_context(store, job, now=clock()),
+                    card_context=card_context,
                 )
 
             bot = Reelbot(

@@ -184,16 +184,11 @@ class ControlsCog(commands.Cog):
         return Actor(interaction.user.id, is_moderator=await is_moderator(interaction))
 
     async def _owner_roles(self, interaction: discord.Interaction[Reelbot], job: Job) -> tuple[int, ...]:
-        """The job owner's roles (their limit may come from a role); fetched when a moderator pressed it."""
+        """The job owner's roles (their limit may come from a role): their current ones when they pressed it,
+        else the ones stored with the job when they asked (no extra Discord request for a moderator's press)."""
         if interaction.user.id == job.user_id:
             return member_role_ids(interaction.user)
-        if interaction.guild is None:
-            return ()
-        try:
-            member = await interaction.guild.fetch_member(job.user_id)
-        except discord.HTTPException:
-            return ()  # they left: the guild default applies
-        return member_role_ids(member)
+        return job.role_ids
 
     async def refresh(self, references: tuple[Reference, ...]) -> tuple[Reference, ...] | None:
         """The references with fresh signed URLs, or None if Discord no longer serves one of them.

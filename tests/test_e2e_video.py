@@ -173,3 +173,15 @@ async def test_command_refused_where_no_thread_can_be_started(world: World) -> N
     assert "Create Public Threads" in reply.content
     assert world.aiml.submissions == []
     assert "used **0** of **5**" in await world.quota_text()
+
+
+async def test_the_card_keeps_showing_the_members_role_based_allowance_to_the_end(world: World) -> None:
+    bot = await world.start_bot()
+    everyone = world.guild.id  # the @everyone role has the guild's id; every member has it
+    await bot.store.quotas.set_role_limit(world.guild.id, everyone, 20, actor_id=world.guild.moderator_id)
+    card = await (await world.video()).wait_response(timeout=5)
+    await world.discord.wait_for(lambda: "Delivered" in str(world.discord.message(card.id).embeds), timeout=20)
+    final = world.discord.message(card.id)
+    assert final is not None
+    fields = {f["name"]: f["value"] for f in final.embeds[0]["fields"]}
+    assert fields["Your quota"] == "19 of 20 videos left"

@@ -148,6 +148,8 @@ class Job:
     video_size: int | None = None
     delivered_message_id: int | None = None
     retry_of: int | None = None
+    role_ids: tuple[int, ...] = ()
+    """The requester's roles when they asked (their limit may come from a role)."""
 
     @property
     def terminal(self) -> bool:

@@ -106,6 +106,7 @@ class Intake:
             aspect_ratio=request.aspect_ratio,
             model=self._model,
             references=references,
+            role_ids=request.role_ids,
         )
         return await self._store.jobs.create_reserved(new, self.quota_request(request.role_ids))
 
@@ -146,5 +147,6 @@ class Intake:
             references=references,
             retry_of=retry_of,
             free=free,
+            role_ids=role_ids,
         )
         return await self._store.jobs.create_reserved(new, self.quota_request(role_ids))

@@ -54,6 +54,7 @@ def _column(name: str) -> str:
 def job_from_row(row: aiosqlite.Row) -> Job:
     values: dict[str, Any] = {name: row[name] for name in _JOB_FIELDS}
     values["references"] = tuple(Reference(**r) for r in json.loads(values["references"]))
+    values["role_ids"] = tuple(int(r) for r in json.loads(values["role_ids"]))
     values["status"] = JobStatus(values["status"])
     # SQLite may hand back a whole-number REAL as an int (notably from RETURNING); times are floats everywhere.
     for name in _TIME_FIELDS:
@@ -71,6 +72,8 @@ def _references_json(references: Collection[Reference]) -> str:
 def _to_sql(name: str, value: Any) -> Any:
     if name == "references":
         return _references_json(value)
+    if name == "role_ids":
+        return json.dumps(list(value))
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, bool):
@@ -118,8 +121,8 @@ class JobRepository:
             row = await fetch_one(
                 conn,
                 'INSERT INTO jobs (guild_id, channel_id, user_id, prompt, duration, aspect_ratio, model, "references",'
-                " status, created_at, updated_at, delivery_nonce, next_poll_at, retry_of, free)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                " status, created_at, updated_at, delivery_nonce, next_poll_at, retry_of, free, role_ids)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 (
                     new.guild_id,
                     new.channel_id,
@@ -137,6 +140,7 @@ class JobRepository:
                     now,
                     new.retry_of,
                     int(new.free),
+                    json.dumps(list(new.role_ids)),
                 ),
             )
             assert row is not None  # INSERT ... RETURNING always yields the row

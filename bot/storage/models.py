@@ -36,6 +36,7 @@ class NewJob:
     retry_of: int | None = None
     free: bool = False
     """A Retry of a job the provider failed: recorded in the ledger but not charged, and never refunded."""
+    role_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
