@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from bot.commands_sync import sync_commands
 from bot.metrics import Metrics
 from bot.services.intake import Intake
 from bot.services.poller import Poller
+from bot.services.ports import ChatPort
 from bot.services.tasks import BackgroundTasks
 from bot.settings import Settings
 from bot.storage import Store
@@ -57,7 +59,7 @@ class Reelbot(commands.Bot):
         settings: Settings,
         store: Store,
         intake: Intake,
-        poller_factory: Any,
+        poller_factory: Callable[[ChatPort], Poller],
         options: StartupOptions | None = None,
         metrics: Metrics | None = None,
     ) -> None:
