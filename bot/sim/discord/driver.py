@@ -153,14 +153,38 @@ class InteractionHandle:
         return self.followups
 
 
-def _member_and_perms(sim: DiscordSimulator, guild: SimGuild, channel: SimChannel, user_id: int) -> dict[str, Any]:
+def _new_handle(
+    sim: DiscordSimulator,
+    kind: int,
+    guild: SimGuild,
+    channel: SimChannel,
+    *,
+    user_id: int,
+    name: str,
+    source: int | None = None,
+) -> InteractionHandle:
+    """A fresh handle for an interaction by `user_id` in `channel`, sized to the guild's upload limit."""
+    return InteractionHandle(
+        sim,
+        id=sim.new_id(),
+        type=kind,
+        user_id=user_id,
+        channel_id=channel.id,
+        guild_id=guild.id,
+        name=name,
+        attachment_size_limit=guild.filesize_limit,
+        source_message_id=source,
+    )
+
+
+def _member_and_perms(guild: SimGuild, channel: SimChannel, user_id: int) -> dict[str, Any]:
     member = guild.members.get(user_id)
     if member is None:
         raise SimError(f"user {user_id} is not a member of guild {guild.id}")
     return member_json(member, permissions=channel_permissions(guild, channel, user_id))
 
 
-def _channel_payload(sim: DiscordSimulator, guild: SimGuild, channel: SimChannel, user_id: int) -> dict[str, Any]:
+def _channel_payload(guild: SimGuild, channel: SimChannel, user_id: int) -> dict[str, Any]:
     data = channel_json(channel)
     data["permissions"] = str(channel_permissions(guild, channel, user_id))
     return data
@@ -178,8 +202,8 @@ def _base_payload(
         "guild_id": str(guild.id),
         "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
         "channel_id": str(channel.id),
-        "channel": _channel_payload(sim, guild, channel, handle.user_id),
-        "member": _member_and_perms(sim, guild, channel, handle.user_id),
+        "channel": _channel_payload(guild, channel, handle.user_id),
+        "member": _member_and_perms(guild, channel, handle.user_id),
         "app_permissions": str(channel_permissions(guild, channel, sim.bot_user.id)),
         "entitlements": [],
         "authorizing_integration_owners": {"0": str(guild.id)},
@@ -317,15 +341,13 @@ def build_command_interaction(
             raise SimError(f"member {user_id} may not use /{name} (needs permissions {needed_bits})")
     if not channel_permissions(guild, channel, user_id) & Perm.USE_APPLICATION_COMMANDS:
         raise SimError(f"member {user_id} cannot use application commands in channel {channel_id}")
-    handle = InteractionHandle(
+    handle = _new_handle(
         sim,
-        id=sim.new_id(),
-        type=InteractionType.APPLICATION_COMMAND,
+        InteractionType.APPLICATION_COMMAND,
+        guild,
+        channel,
         user_id=user_id,
-        channel_id=channel.id,
-        guild_id=guild.id,
         name=name if subcommand is None else f"{name} {subcommand}",
-        attachment_size_limit=guild.filesize_limit,
     )
     resolved: dict[str, dict[str, Any]] = {}
     schema: list[dict[str, Any]] = command.get("options") or []
@@ -375,16 +397,8 @@ def build_component_interaction(
     if component.get("disabled"):
         raise SimError(f"component {custom_id!r} is disabled")
     guild, channel = sim.locate_channel(message.channel_id)
-    handle = InteractionHandle(
-        sim,
-        id=sim.new_id(),
-        type=InteractionType.MESSAGE_COMPONENT,
-        user_id=user_id,
-        channel_id=channel.id,
-        guild_id=guild.id,
-        name=custom_id,
-        attachment_size_limit=guild.filesize_limit,
-        source_message_id=message.id,
+    handle = _new_handle(
+        sim, InteractionType.MESSAGE_COMPONENT, guild, channel, user_id=user_id, name=custom_id, source=message.id
     )
     data: dict[str, Any] = {"custom_id": custom_id, "component_type": int(component.get("type", 2))}
     if component.get("type", 2) != 2:
@@ -440,16 +454,14 @@ def build_modal_interaction(
         raise SimError(f"no modal {custom_id!r} was shown to user {user_id}; pass channel_id to submit anyway")
     target_channel = channel_id if channel_id is not None else shown.channel_id if shown else 0
     guild, channel = sim.locate_channel(target_channel)
-    handle = InteractionHandle(
+    handle = _new_handle(
         sim,
-        id=sim.new_id(),
-        type=InteractionType.MODAL_SUBMIT,
+        InteractionType.MODAL_SUBMIT,
+        guild,
+        channel,
         user_id=user_id,
-        channel_id=channel.id,
-        guild_id=guild.id,
         name=custom_id,
-        attachment_size_limit=guild.filesize_limit,
-        source_message_id=shown.source_message_id if shown else None,
+        source=shown.source_message_id if shown else None,
     )
     handle.trigger = shown
     if shown is not None and shown.modal is not None:
