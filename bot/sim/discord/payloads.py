@@ -27,6 +27,7 @@ __all__ = [
     "attachment_json",
     "channel_json",
     "guild_create_json",
+    "guild_json",
     "member_json",
     "message_json",
     "role_json",
@@ -238,10 +239,8 @@ def message_json(sim: DiscordSimulator, msg: SimMessage) -> dict[str, Any]:
     return data
 
 
-def guild_create_json(sim: DiscordSimulator, guild: SimGuild) -> dict[str, Any]:
-    """The GUILD_CREATE payload: everything discord.py needs to cache the guild, channels, members, threads."""
-    channels = [channel_json(c) for c in guild.channels.values() if not c.is_thread]
-    threads = [thread_json(c, me_id=sim.bot_user.id) for c in guild.channels.values() if c.is_thread and not c.archived]
+def guild_json(guild: SimGuild) -> dict[str, Any]:
+    """The guild fields REST (GET /guilds/{id}) and the gateway (GUILD_CREATE) share."""
     return {
         "id": str(guild.id),
         "name": guild.name,
@@ -251,9 +250,6 @@ def guild_create_json(sim: DiscordSimulator, guild: SimGuild) -> dict[str, Any]:
         "banner": None,
         "description": None,
         "owner_id": str(guild.owner_id),
-        "unavailable": False,
-        "large": False,
-        "member_count": len(guild.members),
         "premium_tier": guild.premium_tier,
         "premium_subscription_count": [0, 2, 7, 14][min(max(guild.premium_tier, 0), 3)],
         "verification_level": 0,
@@ -263,7 +259,6 @@ def guild_create_json(sim: DiscordSimulator, guild: SimGuild) -> dict[str, Any]:
         "nsfw_level": 0,
         "afk_channel_id": None,
         "afk_timeout": 300,
-        "system_channel_id": str(guild.text_channel_id) if guild.text_channel_id else None,
         "system_channel_flags": 0,
         "rules_channel_id": None,
         "public_updates_channel_id": None,
@@ -271,18 +266,30 @@ def guild_create_json(sim: DiscordSimulator, guild: SimGuild) -> dict[str, Any]:
         "max_members": 500000,
         "vanity_url_code": None,
         "application_id": None,
-        "joined_at": iso_time(1_735_689_600.0),
         "features": [],
         "roles": [role_json(r) for r in guild.roles.values()],
+        "emojis": [],
+        "stickers": [],
+        "premium_progress_bar_enabled": False,
+    }
+
+
+def guild_create_json(sim: DiscordSimulator, guild: SimGuild) -> dict[str, Any]:
+    """The GUILD_CREATE payload: everything discord.py needs to cache the guild, channels, members, threads."""
+    channels = [channel_json(c) for c in guild.channels.values() if not c.is_thread]
+    threads = [thread_json(c, me_id=sim.bot_user.id) for c in guild.channels.values() if c.is_thread and not c.archived]
+    return guild_json(guild) | {
+        "unavailable": False,
+        "large": False,
+        "member_count": len(guild.members),
+        "system_channel_id": str(guild.text_channel_id) if guild.text_channel_id else None,
+        "joined_at": iso_time(1_735_689_600.0),
         "channels": channels,
         "threads": threads,
         "members": [member_json(m) for m in guild.members.values()],
         "voice_states": [],
         "presences": [],
-        "emojis": [],
-        "stickers": [],
         "stage_instances": [],
         "guild_scheduled_events": [],
         "soundboard_sounds": [],
-        "premium_progress_bar_enabled": False,
     }

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from .cdn import refresh_urls
 from .http_util import empty_response, json_response, read_body, sim_of
-from .payloads import channel_json, member_json, role_json, user_json
+from .payloads import channel_json, guild_json, member_json, user_json
 from .state import ApiError
 
 if TYPE_CHECKING:
@@ -249,46 +249,18 @@ async def get_guild(request: web.Request) -> web.StreamResponse:
     sim = sim_of(request)
     guild = sim.guild_by_id[_guild_id(sim, request)]
     return json_response(
-        {
-            "id": str(guild.id),
-            "name": guild.name,
-            "icon": None,
-            "splash": None,
-            "discovery_splash": None,
-            "banner": None,
-            "description": None,
+        guild_json(guild)
+        | {
             "home_header": None,
-            "owner_id": str(guild.owner_id),
             "region": "local",
-            "afk_channel_id": None,
-            "afk_timeout": 300,
             "system_channel_id": None,
             "widget_enabled": False,
             "widget_channel_id": None,
-            "verification_level": 0,
-            "roles": [role_json(r) for r in guild.roles.values()],
-            "default_message_notifications": 1,
-            "mfa_level": 0,
-            "explicit_content_filter": 0,
             "max_presences": None,
-            "max_members": 500000,
             "max_stage_video_channel_users": 50,
             "max_video_channel_users": 25,
-            "vanity_url_code": None,
-            "premium_tier": guild.premium_tier,
-            "premium_subscription_count": [0, 2, 7, 14][min(max(guild.premium_tier, 0), 3)],
-            "system_channel_flags": 0,
-            "preferred_locale": "en-US",
-            "rules_channel_id": None,
             "safety_alerts_channel_id": None,
-            "public_updates_channel_id": None,
-            "premium_progress_bar_enabled": False,
             "nsfw": False,
-            "nsfw_level": 0,
-            "emojis": [],
-            "stickers": [],
-            "features": [],
-            "application_id": None,
             "incidents_data": None,
         }
     )
