@@ -28,6 +28,7 @@ __all__ = [
     "channel_json",
     "guild_create_json",
     "guild_json",
+    "guild_update_json",
     "member_json",
     "message_json",
     "role_json",
@@ -274,16 +275,22 @@ def guild_json(guild: SimGuild) -> dict[str, Any]:
     }
 
 
-def guild_create_json(sim: DiscordSimulator, guild: SimGuild) -> dict[str, Any]:
-    """The GUILD_CREATE payload: everything discord.py needs to cache the guild, channels, members, threads."""
-    channels = [channel_json(c) for c in guild.channels.values() if not c.is_thread]
-    threads = [thread_json(c, me_id=sim.bot_user.id) for c in guild.channels.values() if c.is_thread and not c.archived]
+def guild_update_json(guild: SimGuild) -> dict[str, Any]:
+    """The GUILD_UPDATE payload: the gateway's guild object without GUILD_CREATE's channel/member lists."""
     return guild_json(guild) | {
         "unavailable": False,
         "large": False,
         "member_count": len(guild.members),
         "system_channel_id": str(guild.text_channel_id) if guild.text_channel_id else None,
         "joined_at": iso_time(1_735_689_600.0),
+    }
+
+
+def guild_create_json(sim: DiscordSimulator, guild: SimGuild) -> dict[str, Any]:
+    """The GUILD_CREATE payload: everything discord.py needs to cache the guild, channels, members, threads."""
+    channels = [channel_json(c) for c in guild.channels.values() if not c.is_thread]
+    threads = [thread_json(c, me_id=sim.bot_user.id) for c in guild.channels.values() if c.is_thread and not c.archived]
+    return guild_update_json(guild) | {
         "channels": channels,
         "threads": threads,
         "members": [member_json(m) for m in guild.members.values()],

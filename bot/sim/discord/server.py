@@ -30,7 +30,7 @@ from .driver import (
 )
 from .gateway import GatewayHub, Intent, gateway_handler
 from .http_util import BODY_KEY, SIM_KEY, error_response, json_response
-from .payloads import channel_json, member_json, message_json, thread_json
+from .payloads import channel_json, guild_update_json, member_json, message_json, role_json, thread_json
 from .ratelimit import VIA, Fault, RateLimiter
 from .state import (
     BOT_ROLE_PERMISSIONS,
@@ -544,21 +544,7 @@ class DiscordSimulator:
         """Change the boost tier (and so the upload limit); dispatches GUILD_UPDATE."""
         guild = self.guild_by_id[guild_id]
         guild.premium_tier = tier
-        from .payloads import guild_create_json
-
-        data = guild_create_json(self, guild)
-        for key in (
-            "channels",
-            "threads",
-            "members",
-            "voice_states",
-            "presences",
-            "stage_instances",
-            "guild_scheduled_events",
-            "soundboard_sounds",
-        ):
-            data.pop(key, None)
-        self.gateway.dispatch("GUILD_UPDATE", data, guild_id=guild_id, intent=Intent.GUILDS)
+        self.gateway.dispatch("GUILD_UPDATE", guild_update_json(guild), guild_id=guild_id, intent=Intent.GUILDS)
         self.notify()
 
     def _set_overwrite(self, channel_id: int, target_id: int, kind: int, allow: int | None, deny: int | None) -> None:
@@ -584,8 +570,6 @@ class DiscordSimulator:
         """Change a role's guild-wide permissions (role id == guild id is @everyone); dispatches the update."""
         guild = self.guild_by_id[guild_id]
         guild.roles[role_id].permissions = permissions
-        from .payloads import role_json
-
         self.gateway.dispatch(
             "GUILD_ROLE_UPDATE",
             {"guild_id": str(guild_id), "role": role_json(guild.roles[role_id])},
