@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 from bot.domain.jobs import FailureKind, Job, JobStatus
@@ -23,7 +22,7 @@ from bot.services.ports import ChatError, ChatPort
 from bot.services.presenter import delivery_marker, failure_message, link_message, video_message
 from bot.storage import Store
 
-__all__ = ["Delivery", "DeliveryOutcome", "media_path", "partial_path"]
+__all__ = ["Delivery", "media_path", "partial_path"]
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +37,6 @@ def partial_path(media_dir: Path, job_id: int) -> Path:
     return media_dir / f"{job_id}.mp4.part"
 
 
-@dataclass(frozen=True)
-class DeliveryOutcome:
-    """What one delivery attempt did. `job` is the row afterwards (None if another task moved it first)."""
-
-    job: Job | None
-    posted: bool  # a new message was posted by this attempt (False when an earlier one was found)
-    as_link: bool = False
-
-
 class Delivery:
     """Delivers DELIVERING jobs. A transient `ChatError` propagates so the caller can retry with backoff."""
 
@@ -55,8 +45,11 @@ class Delivery:
         self._chat = chat
         self._media_dir = media_dir
 
-    async def deliver(self, job: Job, *, check_existing: bool = False) -> DeliveryOutcome:
+    async def deliver(self, job: Job, *, check_existing: bool = False) -> Job | None:
         """Post the video (or link) for `job`, which must be DELIVERING; record it; delete the temp file.
+
+        Returns the row afterwards (DELIVERED, or FAILED on a permanent chat error), None if another task moved
+        the job first.
 
         `check_existing`: an earlier attempt may have posted (restart, timeout): look for the delivery marker
         first. A permanent chat error fails the job (the store refunds it) and tells the member in the parent
@@ -70,15 +63,16 @@ class Delivery:
                 found = await self._chat.find_message(target, delivery_marker(job))
                 if found is not None:
                     log.info("job %s: delivery message %s already in the thread; not posting again", job.id, found)
-                    return DeliveryOutcome(await self._mark_delivered(job, found), posted=False)
-            message_id, as_link = await self._post(job, target)
+                    return await self._mark_delivered(job, found)
+            message_id = await self._post(job, target)
         except ChatError as exc:
             if not exc.permanent:
                 raise
-            return DeliveryOutcome(await self._fail(job, exc), posted=False)
-        return DeliveryOutcome(await self._mark_delivered(job, message_id), posted=True, as_link=as_link)
+            return await self._fail(job, exc)
+        return await self._mark_delivered(job, message_id)
 
-    async def _post(self, job: Job, target: int) -> tuple[int, bool]:
+    async def _post(self, job: Job, target: int) -> int:
+        """Post the file if it fits, else a link; return the message id."""
         path = media_path(self._media_dir, job.id)
         limit = self._chat.upload_limit(job.guild_id)
         size = _file_size(path)
@@ -98,15 +92,14 @@ class Delivery:
                     raise
                 log.warning("job %s: Discord refused the %d-byte file as too large; posting a link", job.id, size)
             else:
-                return message_id, False
+                return message_id
         if not job.video_url:
             raise ChatError("no file and no video URL to post", permanent=True)
         content = link_message(job, job.video_url, job.video_size or size, limit)
         # The link gets its own nonce: after a 413 the file's nonce may already be spent on the refused POST.
-        message_id = await self._chat.post_text(
+        return await self._chat.post_text(
             target, content, nonce=_link_nonce(job.delivery_nonce), mention_user_id=job.user_id
         )
-        return message_id, True
 
     async def _mark_delivered(self, job: Job, message_id: int) -> Job | None:
         done = await self._store.jobs.transition(

@@ -500,16 +500,16 @@ class Poller:
             return await self._fail(job, FailureKind.DELIVERY_FAILED, "Discord kept failing")
         check = job.id in self._verify_delivery
         try:
-            outcome = await self._delivery.deliver(job, check_existing=check)
+            settled = await self._delivery.deliver(job, check_existing=check)
         except ChatError as exc:
             self._verify_delivery.add(job.id)  # the failed call may have posted anyway
             await self._retry_later(job, exc, None)
             return None
         self._verify_delivery.discard(job.id)
         self._streak.pop(job.id, None)
-        if outcome.job is not None:
+        if settled is not None:
             # A delivery failure was already announced in the parent channel by Delivery.
-            await self._changed(outcome.job)
+            await self._changed(settled)
         return None
 
     # ------------------------------------------------------------------ endings and bookkeeping
