@@ -155,8 +155,8 @@ class Poller:
         self._chat = chat
         self._config = config
         self._clock = clock
-        self._on_change = on_change
-        self._listeners: list[OnChange] = []  # more on_change hooks (Discord views: mod-log, card buttons)
+        # `on_change` first, then hooks added later by `add_listener` (Discord views: mod-log, card buttons).
+        self._listeners: list[OnChange] = [on_change] if on_change is not None else []
         self._card_context = card_context
         self._rand = rand
         self._delivery = Delivery(store=store, chat=chat, media_dir=config.media_dir)
@@ -609,8 +609,7 @@ class Poller:
                 await self._chat.update_card(job.channel_id, job.status_message_id, render_card(job, ctx))
             except Exception as exc:
                 log.warning("job %s: could not update the status card: %s", job.id, exc)
-        hooks = [self._on_change] if self._on_change is not None else []
-        for hook in [*hooks, *self._listeners]:
+        for hook in self._listeners:
             try:
                 await hook(job)
             except Exception:
