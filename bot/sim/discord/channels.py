@@ -271,7 +271,7 @@ async def edit_message(request: web.Request) -> web.StreamResponse:
     body = parsed.obj
     if msg.author_id != sim.bot_user.id and (set(body) - {"flags"} or parsed.uploads):
         raise ApiError(403, 50005, "Cannot edit a message authored by another user")
-    apply_edit(sim, msg, body, parsed.uploads, guild)
+    apply_edit(sim, msg, body, parsed.uploads)
     sim.message_updated(msg)
     return json_response(message_json(sim, msg))
 

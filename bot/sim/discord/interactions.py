@@ -117,8 +117,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
             source = sim.message(h.source_message_id or 0, include_ephemeral=True)
             if source is None:
                 raise ApiError(404, 10008, "Unknown Message")
-            guild, _ = sim.locate_channel(source.channel_id)
-            apply_edit(sim, source, data, parsed.uploads, guild)
+            apply_edit(sim, source, data, parsed.uploads)
             sim.message_updated(source)
             h.original_edits += 1
     elif rtype == 8 and h.type == InteractionType.AUTOCOMPLETE:
@@ -195,8 +194,7 @@ async def edit_webhook_message(request: web.Request) -> web.StreamResponse:
     h = _handle_for_webhook(request)
     msg = _owned_message(request, h)
     parsed = await read_body(request, size_limit=h.attachment_size_limit)
-    guild, _ = sim.locate_channel(msg.channel_id)
-    apply_edit(sim, msg, parsed.obj, parsed.uploads, guild)
+    apply_edit(sim, msg, parsed.obj, parsed.uploads)
     if msg.id == h.original_message_id:
         h.original_edits += 1
     sim.message_updated(msg)
@@ -222,8 +220,7 @@ async def execute_webhook(request: web.Request) -> web.StreamResponse:
     validate_message(data, parsed.uploads, creating=True)
     original = sim.message(h.original_message_id, include_ephemeral=True) if h.original_message_id else None
     if h.response_type == 5 and original is not None and original.loading:
-        guild, _ = sim.locate_channel(original.channel_id)
-        apply_edit(sim, original, data, parsed.uploads, guild)
+        apply_edit(sim, original, data, parsed.uploads)
         h.original_edits += 1
         h.followup_ids.append(original.id)
         sim.message_updated(original)

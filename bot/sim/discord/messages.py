@@ -182,13 +182,13 @@ def number_components(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def apply_edit(
-    sim: DiscordSimulator, msg: SimMessage, body: dict[str, Any], uploads: list[Upload], guild: SimGuild | None
-) -> None:
+def apply_edit(sim: DiscordSimulator, msg: SimMessage, body: dict[str, Any], uploads: list[Upload]) -> None:
     """Apply a PATCH body: content, embeds, components, flags, and the attachment list semantics.
 
     If `attachments` is given, existing attachments not listed are removed; new uploads are appended.
+    Mentions are resolved against the guild of the message's channel (404/10003 if the channel is gone).
     """
+    guild, _ = sim.locate_channel(msg.channel_id)
     validate_message(body, uploads, creating=False)
     content = (body.get("content") or "") if "content" in body else msg.content
     embeds = list(body.get("embeds") or []) if "embeds" in body else msg.embeds
