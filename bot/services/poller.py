@@ -412,7 +412,6 @@ class Poller:
         delay = self._backoff(job, retry_after)
         log.info("job %s: provider busy on submit (%s); retrying in %.1f s", job.id, exc, delay)
         await self._transition(job, JobStatus.SUBMITTING, JobStatus.QUEUED, next_poll_at=self._clock() + delay)
-        return
 
     # ------------------------------------------------------------------ generating → downloading
 
@@ -551,10 +550,14 @@ class Poller:
         await self._update(job.id, poll_errors=job.poll_errors + 1, next_poll_at=self._clock() + delay)
 
     def _backoff(self, job: Job, retry_after: float | None) -> float:
+        """The wait after one more transient error in a row for `job`."""
         streak = self._streak.get(job.id, 0) + 1
         self._streak[job.id] = streak
+        return self._delay(streak, retry_after)
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
         return backoff(
-            streak, retry_after, base=self._config.poll_interval, cap=self._config.backoff_cap, rand=self._rand
+            attempt, retry_after, base=self._config.poll_interval, cap=self._config.backoff_cap, rand=self._rand
         )
 
     async def _internal_error(self, job: Job, exc: Exception) -> None:
@@ -570,8 +573,7 @@ class Poller:
                     await self._fail(current, FailureKind.INTERNAL, None)
                 self._forget(job.id)
                 return
-            delay = backoff(count, None, base=self._config.poll_interval, cap=self._config.backoff_cap, rand=self._rand)
-            not_before = self._clock() + delay
+            not_before = self._clock() + self._delay(count, None)
             self._held[job.id] = not_before  # honoured even if the store write below fails too
             await self._update(job.id, next_poll_at=not_before)
         except Exception:
