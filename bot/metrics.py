@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from bot.domain.jobs import REFUNDED_ON, Job, JobStatus
 from bot.provider.models import Generation, GenerationRequest
+from bot.services.ports import ProviderPort
 
 __all__ = [
     "CONTENT_TYPE",
@@ -267,12 +268,6 @@ class Metrics:
         return self.registry.render()
 
 
-class _Provider(Protocol):
-    async def submit(self, request: GenerationRequest) -> Generation: ...
-
-    async def poll(self, generation_id: str) -> Generation: ...
-
-
 class MeteredProvider:
     """Wraps the provider client (same interface) and counts every submit and poll by outcome.
 
@@ -280,7 +275,7 @@ class MeteredProvider:
     shows at once whether the provider is throttling, down, or refusing the key.
     """
 
-    def __init__(self, inner: _Provider, metrics: Metrics) -> None:
+    def __init__(self, inner: ProviderPort, metrics: Metrics) -> None:
         self._inner = inner
         self._metrics = metrics
 
