@@ -40,9 +40,7 @@ def _channel(request: web.Request, key: str = "channel_id") -> tuple[SimGuild, S
         cid = int(request.match_info[key])
     except ValueError as exc:
         raise ApiError(404, 10003, "Unknown Channel") from exc
-    if cid not in sim.channels:
-        raise ApiError(404, 10003, "Unknown Channel")
-    return sim.locate_channel(cid)
+    return sim.locate_channel(cid)  # 404/10003 for an unknown id too
 
 
 def _bot_perms(sim: DiscordSimulator, guild: SimGuild, channel: SimChannel) -> int:
@@ -68,7 +66,7 @@ def _message_in(sim: DiscordSimulator, channel: SimChannel, raw: str) -> SimMess
     return msg
 
 
-def _check_postable(sim: DiscordSimulator, guild: SimGuild, channel: SimChannel, perms: int) -> None:
+def _check_postable(channel: SimChannel, perms: int) -> None:
     """Can the bot post into this channel or thread right now?"""
     if channel.type == ChannelType.GUILD_FORUM:
         raise ApiError(400, 50008, "Cannot send messages in a non-text channel")
@@ -156,7 +154,7 @@ async def create_message(request: web.Request) -> web.StreamResponse:
     sim = sim_of(request)
     guild, channel = _channel(request)
     perms = _bot_perms(sim, guild, channel)
-    _check_postable(sim, guild, channel, perms)
+    _check_postable(channel, perms)
     parsed = await read_body(request, size_limit=guild.filesize_limit)
     msg = post_message(sim, guild, channel, parsed.obj, parsed, perms)
     return json_response(message_json(sim, msg))

@@ -1,9 +1,9 @@
 """HTTP helpers shared by the REST handlers: exact JSON responses and streaming request-body parsing.
 
 discord.py only parses a body as JSON when `Content-Type` is *exactly* `application/json` (no charset), so
-every JSON answer goes through `json_response`. Multipart uploads are streamed part by part: each file is read
-into one bytearray that the simulator keeps as-is, and a file over the size limit is drained and discarded
-instead of being buffered, so a 100 MiB upload never sits in memory twice.
+every JSON answer goes through `json_response`. Multipart uploads are streamed part by part into spool files
+(the simulator's `spool_dir`), and a file over the size limit is drained and discarded instead of being kept,
+so a 100 MiB upload never sits in memory.
 """
 
 from __future__ import annotations
