@@ -7,6 +7,7 @@ which is what lets a crash at any later point be recovered from the row.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.domain.jobs import Job, Reference
@@ -76,14 +77,6 @@ class Intake:
         return None
 
     async def start(self, request: VideoRequest) -> Reserved | Refused | Invalid:
-        closed = await self.closed(request.guild_id, request.channel_id)
-        if closed is not None:
-            return Invalid([closed])
-        prompt = clean_prompt(request.prompt)
-        metas = [meta for meta, _ in request.images]
-        problems = validate_video_request(prompt, metas, request.duration, request.aspect_ratio)
-        if problems:
-            return Invalid(problems)
         ids = request.attachment_ids or (None,) * len(request.images)
         references = tuple(
             Reference(
@@ -101,14 +94,14 @@ class Intake:
             guild_id=request.guild_id,
             channel_id=request.channel_id,
             user_id=request.user_id,
-            prompt=prompt,
+            prompt=clean_prompt(request.prompt),
             duration=request.duration,
             aspect_ratio=request.aspect_ratio,
             model=self._model,
             references=references,
             role_ids=request.role_ids,
         )
-        return await self._store.jobs.create_reserved(new, self.quota_request(request.role_ids))
+        return await self._admit(new, [meta for meta, _ in request.images])
 
     async def start_from(
         self,
@@ -124,29 +117,34 @@ class Intake:
         """A new job for the same member from an earlier one (Retry, Remix, aspect switch): the same images
         (with `references` holding their refreshed URLs), optionally a new prompt or shape. Same checks and the
         same atomic charge as `/video`; `free` records it without charging (a Retry after a provider failure)."""
-        closed = await self.closed(original.guild_id, original.channel_id)
-        if closed is not None:
-            return Invalid([closed])
-        text = clean_prompt(prompt if prompt is not None else original.prompt)
-        shape = aspect_ratio or original.aspect_ratio
-        metas = [
-            ImageMeta(position, r.filename, r.content_type, r.size, r.width, r.height)
-            for position, r in enumerate(references, start=1)
-        ]
-        problems = validate_video_request(text, metas, original.duration, shape)
-        if problems:
-            return Invalid(problems)
         new = NewJob(
             guild_id=original.guild_id,
             channel_id=original.channel_id,
             user_id=original.user_id,
-            prompt=text,
+            prompt=clean_prompt(prompt if prompt is not None else original.prompt),
             duration=original.duration,
-            aspect_ratio=shape,
+            aspect_ratio=aspect_ratio or original.aspect_ratio,
             model=self._model,
             references=references,
             retry_of=retry_of,
             free=free,
             role_ids=role_ids,
         )
-        return await self._store.jobs.create_reserved(new, self.quota_request(role_ids))
+        metas = [
+            ImageMeta(position, r.filename, r.content_type, r.size, r.width, r.height)
+            for position, r in enumerate(references, start=1)
+        ]
+        return await self._admit(new, metas)
+
+    async def _admit(self, new: NewJob, images: Sequence[ImageMeta]) -> Reserved | Refused | Invalid:
+        """The checks every new job passes (server open here, valid input), then the atomic charge and insert.
+
+        `images` are the references as Discord described them: validation reads the raw declared type, which
+        the stored `Reference` keeps only in normalised form."""
+        closed = await self.closed(new.guild_id, new.channel_id)
+        if closed is not None:
+            return Invalid([closed])
+        problems = validate_video_request(new.prompt, images, new.duration, new.aspect_ratio)
+        if problems:
+            return Invalid(problems)
+        return await self._store.jobs.create_reserved(new, self.quota_request(new.role_ids))
