@@ -238,7 +238,7 @@ class MediaDownloader:
                 async for chunk in resp.content.iter_chunked(_CHUNK):
                     written += len(chunk)
                     if written > max_bytes:
-                        raise MediaTooLarge(None if expected is None else expected, max_bytes)
+                        raise MediaTooLarge(expected, max_bytes)
                     fh.write(chunk)
             if expected is not None and written < expected:
                 raise DownloadFailed(

@@ -82,10 +82,6 @@ class Generation:
     error_message: str | None = None
     credits_used: float | None = None
 
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in (ProviderStatus.COMPLETED, ProviderStatus.FAILED)
-
     @classmethod
     def from_payload(cls, payload: object, *, fallback_id: str | None = None) -> Generation:
         """Parse a submit or poll answer. Raises `MalformedResponse` when `id` or `status` is missing.
