@@ -79,20 +79,16 @@ class _Metric:
         raise NotImplementedError
 
 
-class Counter(_Metric):
-    """A number that only goes up (restarts at 0 with the process; Prometheus' `rate()` copes with that)."""
-
-    kind = "counter"
+class _Scalar(_Metric):
+    """One number per label set: what counters and gauges have in common."""
 
     def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> None:
         super().__init__(name, help_text, labelnames)
         self._values: dict[LabelValues, float] = {}
         if not self.labelnames:
-            self._values[()] = 0.0  # an unlabelled counter is exported as 0 before its first event
+            self._values[()] = 0.0  # an unlabelled metric is exported as 0 before its first event
 
-    def inc(self, amount: float = 1.0, **labels: object) -> None:
-        if amount < 0:
-            raise ValueError("a counter cannot go down")
+    def _add(self, amount: float, labels: Mapping[str, object]) -> None:
         key = self._key(labels)
         self._values[key] = self._values.get(key, 0.0) + amount
 
@@ -103,32 +99,30 @@ class Counter(_Metric):
         return [f"{self.name}{_labels(self.labelnames, k)} {_number(v)}" for k, v in sorted(self._values.items())]
 
 
-class Gauge(_Metric):
+class Counter(_Scalar):
+    """A number that only goes up (restarts at 0 with the process; Prometheus' `rate()` copes with that)."""
+
+    kind = "counter"
+
+    def inc(self, amount: float = 1.0, **labels: object) -> None:
+        if amount < 0:
+            raise ValueError("a counter cannot go down")
+        self._add(amount, labels)
+
+
+class Gauge(_Scalar):
     """A number that goes up and down (jobs in a state, connections)."""
 
     kind = "gauge"
-
-    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> None:
-        super().__init__(name, help_text, labelnames)
-        self._values: dict[LabelValues, float] = {}
-        if not self.labelnames:
-            self._values[()] = 0.0
 
     def set(self, value: float, **labels: object) -> None:
         self._values[self._key(labels)] = float(value)
 
     def inc(self, amount: float = 1.0, **labels: object) -> None:
-        key = self._key(labels)
-        self._values[key] = self._values.get(key, 0.0) + amount
+        self._add(amount, labels)
 
     def dec(self, amount: float = 1.0, **labels: object) -> None:
-        self.inc(-amount, **labels)
-
-    def value(self, **labels: object) -> float:
-        return self._values.get(self._key(labels), 0.0)
-
-    def samples(self) -> list[str]:
-        return [f"{self.name}{_labels(self.labelnames, k)} {_number(v)}" for k, v in sorted(self._values.items())]
+        self._add(-amount, labels)
 
 
 class Histogram(_Metric):
