@@ -71,9 +71,13 @@ class QuotaStatus:
     @property
     def refusal(self) -> Refusal | None:
         """Why a new job would be refused now, or None if it may start."""
+        return self.refusal_for(charged=True)
+
+    def refusal_for(self, *, charged: bool) -> Refusal | None:
+        """Why a new job would be refused now; a job that is not `charged` (a free Retry) needs no unit left."""
         if self.blocked:
             return Refusal.BLOCKED
-        if self.remaining <= 0:
+        if charged and self.remaining <= 0:
             return Refusal.OVER_LIMIT
         if self.active >= self.max_active:
             return Refusal.TOO_MANY_ACTIVE

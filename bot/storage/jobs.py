@@ -22,7 +22,6 @@ from bot.domain.jobs import (
     Reference,
     check_transition,
 )
-from bot.domain.quotas import QuotaStatus, Refusal
 from bot.storage.database import Database, fetch_all, fetch_one
 from bot.storage.models import JobNotFound, LedgerKind, NewJob, QuotaRequest, Refused, Reserved
 from bot.storage.quotas import after_reservation, append_ledger, quota_snapshot, refund_job
@@ -88,17 +87,6 @@ def _assignments(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _to_sql(name, value) for name, value in fields.items()}
 
 
-def _refusal(quota: QuotaStatus, *, free: bool) -> Refusal | None:
-    """QuotaStatus.refusal, except that a free job needs no unit left (it is not charged)."""
-    if quota.blocked:
-        return Refusal.BLOCKED
-    if not free and quota.remaining <= 0:
-        return Refusal.OVER_LIMIT
-    if quota.active >= quota.max_active:
-        return Refusal.TOO_MANY_ACTIVE
-    return None
-
-
 class JobRepository:
     """`store.jobs`."""
 
@@ -115,7 +103,7 @@ class JobRepository:
         async with self._db.write() as conn:
             now = self._clock()
             quota, use_times = await quota_snapshot(conn, new.guild_id, new.user_id, request, now)
-            refusal = _refusal(quota, free=new.free)
+            refusal = quota.refusal_for(charged=not new.free)
             if refusal is not None:
                 return Refused(quota=quota, refusal=refusal)
             row = await fetch_one(
