@@ -13,7 +13,6 @@ import aiosqlite
 
 from bot.domain.clock import Clock
 from bot.domain.jobs import (
-    ACTIVE,
     REFUNDED_ON,
     TERMINAL,
     FailureKind,
@@ -24,7 +23,7 @@ from bot.domain.jobs import (
 )
 from bot.storage.database import Database, fetch_all, fetch_one
 from bot.storage.models import JobNotFound, LedgerKind, NewJob, QuotaRequest, Refused, Reserved
-from bot.storage.quotas import after_reservation, append_ledger, quota_snapshot, refund_job
+from bot.storage.quotas import ACTIVE_SQL, after_reservation, append_ledger, quota_snapshot, refund_job
 
 __all__ = ["UPDATABLE_FIELDS", "JobRepository", "job_from_row"]
 
@@ -41,7 +40,6 @@ UPDATABLE_FIELDS = frozenset(_JOB_FIELDS) - {
 """What `transition(**fields)` and `update_fields(**fields)` may set. The rest identifies the job or is the
 store's own bookkeeping (status moves only through `transition`)."""
 
-_ACTIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))
 _TIME_FIELDS = ("created_at", "updated_at", "submitted_at", "provider_finished_at", "finished_at", "next_poll_at")
 
 
@@ -220,7 +218,7 @@ class JobRepository:
         async with self._db.read() as conn:
             rows = await fetch_all(
                 conn,
-                f"SELECT * FROM jobs WHERE status IN ({_ACTIVE_SQL}) AND next_poll_at <= ?"
+                f"SELECT * FROM jobs WHERE status IN ({ACTIVE_SQL}) AND next_poll_at <= ?"
                 " ORDER BY next_poll_at, id LIMIT ?",
                 (now, limit),
             )
@@ -229,13 +227,13 @@ class JobRepository:
     async def next_due_at(self) -> float | None:
         """The earliest next_poll_at of any unfinished job (None if there is none), so the poller can sleep."""
         async with self._db.read() as conn:
-            row = await fetch_one(conn, f"SELECT MIN(next_poll_at) AS at FROM jobs WHERE status IN ({_ACTIVE_SQL})")
+            row = await fetch_one(conn, f"SELECT MIN(next_poll_at) AS at FROM jobs WHERE status IN ({ACTIVE_SQL})")
         return float(row["at"]) if row is not None and row["at"] is not None else None
 
     async def unfinished(self) -> list[Job]:
         """Every job not yet in a terminal state, oldest first (start-up recovery)."""
         async with self._db.read() as conn:
-            rows = await fetch_all(conn, f"SELECT * FROM jobs WHERE status IN ({_ACTIVE_SQL}) ORDER BY id")
+            rows = await fetch_all(conn, f"SELECT * FROM jobs WHERE status IN ({ACTIVE_SQL}) ORDER BY id")
         return [job_from_row(r) for r in rows]
 
     async def recent_durations(self, model: str, duration: int, limit: int = 20) -> list[float]:

@@ -23,7 +23,8 @@ from bot.storage.models import LedgerEntry, LedgerKind, QuotaRequest, UsageRow
 
 __all__ = ["QuotaRepository", "append_ledger", "compute_status", "refund_job"]
 
-_ACTIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))
+ACTIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))
+"""The ACTIVE statuses as an SQL list, for `status IN (...)`."""
 
 
 async def append_ledger(
@@ -139,7 +140,7 @@ async def quota_snapshot(
     granted = int(granted_row["granted"]) if granted_row else 0
     active_row = await fetch_one(
         conn,
-        f"SELECT COUNT(*) AS n FROM jobs WHERE guild_id = ? AND user_id = ? AND status IN ({_ACTIVE_SQL})",
+        f"SELECT COUNT(*) AS n FROM jobs WHERE guild_id = ? AND user_id = ? AND status IN ({ACTIVE_SQL})",
         (guild_id, user_id),
     )
     status = QuotaStatus(
