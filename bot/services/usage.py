@@ -47,8 +47,7 @@ class UsageReport:
     @property
     def totals(self) -> UsageRow:
         """Every member added up (user_id 0)."""
-        fields = ("started", "charged", "refunds", "delivered", "failed", "cancelled", "seconds")
-        sums = {f: sum(getattr(r, f) for r in self.rows) for f in fields}
+        sums = {f: sum(getattr(r, f) for r in self.rows) for f in UsageRow.COUNTS}
         return UsageRow(user_id=0, **sums)
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import ClassVar
 
 from bot.domain.jobs import Job, Reference
 from bot.domain.quotas import QuotaStatus, Refusal
@@ -136,6 +137,9 @@ class UsageRow:
     failed: int
     cancelled: int
     seconds: int
+
+    COUNTS: ClassVar[tuple[str, ...]] = ("started", "charged", "refunds", "delivered", "failed", "cancelled", "seconds")
+    """Every counter field (all but `user_id`), for code that fills or adds them up by name."""
 
     @property
     def net_used(self) -> int:

@@ -412,8 +412,7 @@ class QuotaRepository:
                 cancelled=int(row["cancelled"]),
                 seconds=int(row["seconds"]),
             )
-        fields = ("started", "charged", "refunds", "delivered", "failed", "cancelled", "seconds")
-        result = [UsageRow(user_id=uid, **{f: c.get(f, 0) for f in fields}) for uid, c in counts.items()]
+        result = [UsageRow(user_id=uid, **{f: c.get(f, 0) for f in UsageRow.COUNTS}) for uid, c in counts.items()]
         result.sort(key=lambda r: (-r.seconds, -r.started, r.user_id))
         return result
 
