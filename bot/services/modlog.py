@@ -12,7 +12,7 @@ from bot.domain.text import escape_markdown, quote_prompt, shorten
 from bot.services.presenter import AMBER, GREEN, GREY, RED, Card, failure_reason
 from bot.storage import Store
 
-__all__ = ["action_text", "forget_job_message", "job_entry", "job_message", "remember_job_message"]
+__all__ = ["action_text", "job_entry", "job_message", "remember_job_message"]
 
 _OUTCOME: dict[JobStatus, tuple[str, int]] = {
     JobStatus.DELIVERED: ("✅ delivered", GREEN),
@@ -71,7 +71,3 @@ async def job_message(store: Store, job_id: int) -> tuple[int, int] | None:
         return None
     channel, _, message = value.partition(":")
     return int(channel), int(message)
-
-
-async def forget_job_message(store: Store, job_id: int) -> None:
-    await store.set_meta(_key(job_id), "")
