@@ -4,7 +4,6 @@ the poller owned here (not by a cog), and one error handler for every slash comm
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from collections.abc import Callable
@@ -107,9 +106,7 @@ class Reelbot(commands.Bot):
         try:
             await self.poller.recover()
             await self.poller.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
+        except Exception:  # not CancelledError (a BaseException): shutdown cancels this task on purpose
             log.critical("the poller stopped unexpectedly", exc_info=True)
 
     async def close(self) -> None:

@@ -43,10 +43,6 @@ class BackgroundTasks:
         if exc is not None and self._log_errors:
             self._log.error("background task %s failed", task.get_name(), exc_info=exc)
 
-    @property
-    def running(self) -> frozenset[asyncio.Task[Any]]:
-        return frozenset(self._tasks)
-
     def __len__(self) -> int:
         return len(self._tasks)
 
