@@ -165,11 +165,11 @@ def video_message(job: Job) -> str:
 
 
 def link_message(job: Job, url: str, size: int | None, limit: int) -> str:
-    size_text = f"is {_size(size)}, which" if size else ""
+    size_text = f" is {_size(size)}, which" if size else ""
     return (
-        f"🎬 <@{job.user_id}> {delivery_marker(job)}. The file {size_text} is larger than this server's "
+        f"🎬 <@{job.user_id}> {delivery_marker(job)}. The file{size_text} is larger than this server's "
         f"{_size(limit)} upload limit, so here is a link instead (it expires in a few days — save it): {url}"
-    ).replace("  ", " ")
+    )
 
 
 def failure_message(job: Job) -> str:
