@@ -19,16 +19,17 @@ from discord.ext import commands
 
 from bot.app import Reelbot, reply_ephemeral
 from bot.chat import card_embed
-from bot.domain.jobs import FailureKind, Job, JobStatus, Reference
+from bot.domain.jobs import Job, Reference
 from bot.domain.quotas import QuotaStatus
 from bot.domain.validation import MAX_PROMPT_CHARS, problems_message
 from bot.logs import job_extra
 from bot.services.intake import Invalid
 from bot.services.moderation import Actor, CancelOutcome, Denied, JobControls, estimate_context
 from bot.services.modlog import action_text, job_entry, job_message, remember_job_message
-from bot.services.presenter import Card, failure_message, quota_lines, render_card, thread_name
+from bot.services.presenter import Card, failure_message, quota_lines, render_card
 from bot.storage import Refused
 from cogs.quota import member_role_ids
+from cogs.video import abandon, start_thread
 
 __all__ = ["AspectSelect", "ControlsCog", "JobButton", "card_view", "is_moderator"]
 
@@ -318,24 +319,9 @@ class ControlsCog(commands.Cog):
             message = await channel.send(embed=card_embed(card), view=card_view(card))
         except discord.HTTPException:
             log.exception("could not post the card of a restarted job; failing it", extra=job_extra(job.id))
-            await self.bot.store.jobs.transition(
-                job.id,
-                JobStatus.QUEUED,
-                JobStatus.FAILED,
-                failure_kind=FailureKind.INTERNAL,
-                last_error="the card could not be posted",
-            )
+            await abandon(self.bot, job, "the card could not be posted")
             return None
-        job = await self.bot.store.jobs.update_fields(job.id, status_message_id=message.id)
-        try:
-            thread = await message.create_thread(name=thread_name(job.id, job.prompt), auto_archive_duration=1440)
-        except (discord.HTTPException, ValueError):
-            log.warning("could not start the thread; will deliver in the channel", extra=job_extra(job.id))
-        else:
-            job = await self.bot.store.jobs.update_fields(job.id, thread_id=thread.id)
-        self.bot.poller.wake()
-        self.bot.dispatch("job_accepted", job)
-        return job
+        return await start_thread(self.bot, job, message)
 
     # ------------------------------------------------------------------ mod-log
 

@@ -15,7 +15,7 @@ from discord.ext import commands
 
 from bot.app import Reelbot, reply_ephemeral
 from bot.chat import card_embed
-from bot.domain.jobs import FailureKind, JobStatus
+from bot.domain.jobs import FailureKind, Job, JobStatus
 from bot.domain.quotas import Refusal
 from bot.domain.validation import MAX_PROMPT_CHARS, ImageMeta, problems_message
 from bot.logs import job_extra
@@ -25,7 +25,7 @@ from bot.services.presenter import quota_lines, render_card, thread_name
 from bot.storage import Refused
 from cogs.quota import member_role_ids
 
-__all__ = ["VideoCog", "thread_problem"]
+__all__ = ["VideoCog", "abandon", "start_thread", "thread_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,31 @@ def _refusal_text(refused: Refused) -> str:
     else:
         head = "You have reached your video limit for now."
     return "\n".join([head, *quota_lines(quota), "Nothing was charged."])
+
+
+async def abandon(bot: Reelbot, job: Job, why: str) -> None:
+    """The member never saw the new job's card, so it must not run: fail it, which refunds it. If the poller
+    already picked it up the compare-and-set fails and the job runs to the end, delivering in the channel."""
+    await bot.store.jobs.transition(
+        job.id, JobStatus.QUEUED, JobStatus.FAILED, failure_kind=FailureKind.INTERNAL, last_error=why
+    )
+
+
+async def start_thread(bot: Reelbot, job: Job, message: discord.Message) -> Job:
+    """Record the new job's card, start its thread on it, and hand the job to the poller and the mod-log.
+
+    Shared by `/video` and the card buttons that start a new job (Retry, Remix, aspect switch)."""
+    job = await bot.store.jobs.update_fields(job.id, status_message_id=message.id)
+    try:
+        thread = await message.create_thread(name=thread_name(job.id, job.prompt), auto_archive_duration=1440)
+    except (discord.HTTPException, ValueError):
+        # Permissions changed since the check (or the message lacks its guild); the video goes in the channel.
+        log.warning("could not start the thread; will deliver in the channel", extra=job_extra(job.id))
+    else:
+        job = await bot.store.jobs.update_fields(job.id, thread_id=thread.id)
+    bot.poller.wake()
+    bot.dispatch("job_accepted", job)  # the mod-log entry (cogs.controls)
+    return job
 
 
 class VideoCog(commands.Cog):
@@ -164,27 +189,10 @@ class VideoCog(commands.Cog):
             if not isinstance(message, discord.InteractionMessage):
                 message = await interaction.original_response()
         except discord.HTTPException:
-            # The member saw nothing, so the job must not run: give the unit back (unless the poller already
-            # picked it up, in which case it runs to the end and delivers in the channel).
             log.exception("could not answer /video; cancelling job", extra=job_extra(job.id))
-            await self.bot.store.jobs.transition(
-                job.id,
-                JobStatus.QUEUED,
-                JobStatus.FAILED,
-                failure_kind=FailureKind.INTERNAL,
-                last_error="the reply to /video could not be sent",
-            )
+            await abandon(self.bot, job, "the reply to /video could not be sent")
             return
-        await self.bot.store.jobs.update_fields(job.id, status_message_id=message.id)
-        try:
-            thread = await message.create_thread(name=thread_name(job.id, job.prompt), auto_archive_duration=1440)
-        except discord.HTTPException:
-            # Permissions changed between the check and now; the video is then posted in the channel itself.
-            log.warning("could not start the thread; will deliver in the channel", extra=job_extra(job.id))
-        else:
-            job = await self.bot.store.jobs.update_fields(job.id, thread_id=thread.id)
-        self.bot.poller.wake()
-        self.bot.dispatch("job_accepted", job)  # the mod-log entry (cogs.controls)
+        job = await start_thread(self.bot, job, message)
         log.info("job accepted", extra=job_extra(job.id, user_id=job.user_id, guild_id=job.guild_id))
 
 
