@@ -29,14 +29,13 @@ from bot.services.modlog import action_text, job_entry, job_message, remember_jo
 from bot.services.presenter import Card, failure_message, quota_lines, render_card
 from bot.storage import Refused
 from cogs.quota import member_role_ids
-from cogs.video import abandon, start_thread
+from cogs.video import ASPECTS, abandon, start_thread
 
 __all__ = ["AspectSelect", "ControlsCog", "JobButton", "card_view", "is_moderator"]
 
 log = logging.getLogger(__name__)
 
 _ID = r"(?P<job_id>[0-9]{1,19})"
-ASPECTS = (("16:9", "16:9 landscape"), ("9:16", "9:16 portrait"), ("1:1", "1:1 square"))
 
 
 async def is_moderator(interaction: discord.Interaction[Reelbot]) -> bool:

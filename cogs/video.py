@@ -43,10 +43,10 @@ DURATION_CHOICES: list[app_commands.Choice[int | float | str]] = [
     app_commands.Choice(name="5 seconds", value=5),
     app_commands.Choice(name="10 seconds", value=10),
 ]
+ASPECTS = (("16:9", "16:9 landscape"), ("9:16", "9:16 portrait"), ("1:1", "1:1 square"))
+"""Each shape a member can pick (`/video` and the card's aspect switch): its value and its label."""
 ASPECT_CHOICES: list[app_commands.Choice[int | float | str]] = [
-    app_commands.Choice(name="16:9 landscape", value="16:9"),
-    app_commands.Choice(name="9:16 portrait", value="9:16"),
-    app_commands.Choice(name="1:1 square", value="1:1"),
+    app_commands.Choice(name=label, value=value) for value, label in ASPECTS
 ]
 THREAD_PARENTS = (discord.ChannelType.text, discord.ChannelType.news)
 
