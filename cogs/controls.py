@@ -8,6 +8,7 @@ interaction's guild, and checks who pressed it (the owner, or a moderator) befor
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -209,7 +210,7 @@ class ControlsCog(commands.Cog):
             url = fresh.get(ref.url, ref.url)
             if url == ref.url and not _usable(url, now):
                 return None
-            out.append(Reference(**{**ref.__dict__, "url": url}))
+            out.append(dataclasses.replace(ref, url=url))
         return tuple(out)
 
     # ------------------------------------------------------------------ Cancel
