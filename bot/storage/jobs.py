@@ -117,7 +117,7 @@ class JobRepository:
                     new.duration,
                     new.aspect_ratio,
                     new.model,
-                    _references_json(new.references),
+                    _to_sql("references", new.references),
                     JobStatus.QUEUED.value,
                     now,
                     now,
@@ -126,7 +126,7 @@ class JobRepository:
                     now,
                     new.retry_of,
                     int(new.free),
-                    json.dumps(list(new.role_ids)),
+                    _to_sql("role_ids", new.role_ids),
                 ),
             )
             assert row is not None  # INSERT ... RETURNING always yields the row
