@@ -382,3 +382,33 @@ async def test_the_quota_returned_with_a_reservation_is_what_a_fresh_read_gives(
         result = await store.jobs.create_reserved(new, request)
         assert isinstance(result, Reserved)
         assert result.quota == await store.quotas.status(GUILD, USER, request)
+
+
+async def test_a_free_retry_skips_the_window_limit_but_not_the_active_limit_or_a_block(store: Store) -> None:
+    request = QuotaRequest(window_seconds=3_600, fallback_limit=1, max_active=1)
+    first = await store.jobs.create_reserved(new_job(), request)
+    assert isinstance(first, Reserved)
+    free = NewJob(GUILD, CHANNEL, USER, "again", 5, "16:9", "m", (REF,), retry_of=first.job.id, free=True)
+
+    busy = await store.jobs.create_reserved(free, request)  # the first job is still queued: one at a time
+    assert isinstance(busy, Refused)
+    assert busy.refusal is Refusal.TOO_MANY_ACTIVE
+
+    await store.jobs.transition(first.job.id, S.QUEUED, S.CANCELLED)  # refunded; the window is free again
+    await store.quotas.block(GUILD, USER, actor_id=1, reason="spam")
+    blocked = await store.jobs.create_reserved(free, request)
+    assert isinstance(blocked, Refused)
+    assert blocked.refusal is Refusal.BLOCKED
+
+    await store.quotas.unblock(GUILD, USER, actor_id=1)
+    await store.jobs.create_reserved(new_job(), request)  # uses the one unit of the window
+    await store.jobs.transition((await store.jobs.list_for_user(GUILD, USER, 1))[0].id, S.QUEUED, S.CANCELLED)
+    spent = await store.jobs.create_reserved(new_job(), request)
+    assert isinstance(spent, Reserved)  # cancelled jobs are refunded, so this still fits
+    await store.jobs.transition(spent.job.id, S.QUEUED, S.SUBMITTING)
+    await store.jobs.transition(spent.job.id, S.SUBMITTING, S.GENERATING)
+    await store.jobs.transition(spent.job.id, S.GENERATING, S.DOWNLOADING)
+    await store.jobs.transition(spent.job.id, S.DOWNLOADING, S.DELIVERING)
+    await store.jobs.transition(spent.job.id, S.DELIVERING, S.DELIVERED)
+    assert isinstance(await store.jobs.create_reserved(new_job(), request), Refused)  # the window is used up
+    assert isinstance(await store.jobs.create_reserved(free, request), Reserved)  # but a free retry fits
