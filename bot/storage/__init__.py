@@ -1,12 +1,15 @@
-"""The SQLite store: jobs, the quota ledger, quota and guild settings.
+"""The store: jobs, the quota ledger, quota and guild settings, on SQLite or PostgreSQL.
 
-    store = await Store.open(settings.database_path, clock=clock)
+    store = await Store.open(settings.database_url, clock=clock)   # "sqlite:///…", "postgresql://…" or a Path
     try:
         ...
     finally:
         await store.close()
 
-or `async with await Store.open(path) as store:` or `async with open_store(path) as store:`.
+or `async with await Store.open(url) as store:` or `async with open_store(url) as store:`.
+
+The repositories (`jobs`, `quotas`, `guilds`) are shared; `sqlite` and `postgres` are the two backends behind
+them (see `database.Database` and docs/storage.md).
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ from pathlib import Path
 from types import TracebackType
 
 from bot.domain.clock import Clock, system_clock
-from bot.storage.database import Database, fetch_one
+from bot.storage.database import Database
 from bot.storage.guilds import GuildRepository
 from bot.storage.jobs import JobRepository
 from bot.storage.models import (
     GuildConfig,
     JobNotFound,
+    Lease,
     LedgerEntry,
     LedgerKind,
     NewJob,
@@ -32,10 +36,14 @@ from bot.storage.models import (
     UsageRow,
 )
 from bot.storage.quotas import QuotaRepository
+from bot.storage.url import Backend, DatabaseUrl
 
 __all__ = [
+    "Backend",
+    "DatabaseUrl",
     "GuildConfig",
     "JobNotFound",
+    "Lease",
     "LedgerEntry",
     "LedgerKind",
     "NewJob",
@@ -49,7 +57,7 @@ __all__ = [
 
 
 class Store:
-    """One open database and its repositories. Create with `await Store.open(path)`."""
+    """One open database and its repositories. Create with `await Store.open(url_or_path)`."""
 
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
@@ -60,13 +68,32 @@ class Store:
         self.guilds = GuildRepository(db, clock)
 
     @classmethod
-    async def open(cls, path: Path, *, clock: Clock = system_clock) -> Store:
-        """Open (creating the folder and file if missing) and migrate to the latest schema."""
-        return cls(await Database.open(Path(path)), clock)
+    async def open(cls, target: Path | str | DatabaseUrl, *, clock: Clock = system_clock) -> Store:
+        """Open and migrate to the latest schema. `target` is a `DATABASE_URL` or the path of a SQLite file (its
+        folder and the file are created if missing)."""
+        url = _as_url(target)
+        db: Database
+        if url.backend is Backend.POSTGRESQL:
+            from bot.storage.postgres import PostgresDatabase  # asyncpg is loaded only by deployments that use it
+
+            db = await PostgresDatabase.open(url)
+        else:
+            from bot.storage.sqlite import SqliteDatabase
+
+            db = await SqliteDatabase.open(url.path)
+        return cls(db, clock)
+
+    @property
+    def backend(self) -> Backend:
+        return self._db.backend
 
     @property
     def path(self) -> Path:
-        return self._db.path
+        """The SQLite file. A PostgreSQL store has none (ValueError)."""
+        path = getattr(self._db, "path", None)
+        if not isinstance(path, Path):
+            raise ValueError("a PostgreSQL store has no database file")
+        return path
 
     async def close(self) -> None:
         await self._db.close()
@@ -80,12 +107,13 @@ class Store:
         await self.close()
 
     async def backup(self, dest: Path) -> None:
-        """A consistent copy of the whole store at `dest` (a new file), taken without stopping the bot."""
+        """A consistent copy of the whole SQLite store at `dest` (a new file), taken without stopping the bot.
+        A PostgreSQL store is backed up with `pg_dump` instead (NotImplementedError)."""
         await self._db.backup(Path(dest))
 
     async def get_meta(self, key: str) -> str | None:
         async with self._db.read() as conn:
-            row = await fetch_one(conn, "SELECT value FROM meta WHERE key = ?", (key,))
+            row = await conn.fetch_one("SELECT value FROM meta WHERE key = ?", (key,))
         return str(row["value"]) if row is not None else None
 
     async def set_meta(self, key: str, value: str) -> None:
@@ -96,10 +124,18 @@ class Store:
             )
 
 
+def _as_url(target: Path | str | DatabaseUrl) -> DatabaseUrl:
+    if isinstance(target, DatabaseUrl):
+        return target
+    if isinstance(target, str) and "://" in target:
+        return DatabaseUrl.parse(target)
+    return DatabaseUrl.parse(f"sqlite:///{target}")
+
+
 @asynccontextmanager
-async def open_store(path: Path, *, clock: Clock = system_clock) -> AsyncIterator[Store]:
-    """`async with open_store(path) as store:` — opened, migrated, and closed on exit."""
-    store = await Store.open(path, clock=clock)
+async def open_store(target: Path | str | DatabaseUrl, *, clock: Clock = system_clock) -> AsyncIterator[Store]:
+    """`async with open_store(url_or_path) as store:` — opened, migrated, and closed on exit."""
+    store = await Store.open(target, clock=clock)
     try:
         yield store
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.domain.clock import Clock
-from bot.storage.database import Database, fetch_all, fetch_one
+from bot.storage.database import Database
 from bot.storage.models import GuildConfig, LedgerKind
 from bot.storage.quotas import append_ledger
 
@@ -24,8 +24,8 @@ class GuildRepository:
 
     async def get(self, guild_id: int) -> GuildConfig:
         async with self._db.read() as conn:
-            row = await fetch_one(conn, "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
-            channels = await fetch_all(conn, "SELECT channel_id FROM guild_channels WHERE guild_id = ?", (guild_id,))
+            row = await conn.fetch_one("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
+            channels = await conn.fetch_all("SELECT channel_id FROM guild_channels WHERE guild_id = ?", (guild_id,))
         allowed = frozenset(int(c["channel_id"]) for c in channels)
         if row is None:
             return GuildConfig(guild_id=guild_id, allowed_channel_ids=allowed)
@@ -77,7 +77,7 @@ class GuildRepository:
         self, guild_id: int, channel_id: int, *, actor_id: int, reason: str | None = None
     ) -> GuildConfig:
         """Add a channel where `/video` works. Once any is set, `/video` works only in those."""
-        sql = "INSERT OR IGNORE INTO guild_channels (guild_id, channel_id) VALUES (?, ?)"
+        sql = "INSERT INTO guild_channels (guild_id, channel_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
         return await self._change_channel(sql, LedgerKind.CHANNEL_ALLOW, guild_id, channel_id, actor_id, reason)
 
     async def disallow_channel(

@@ -6,10 +6,9 @@ import dataclasses
 import json
 import uuid
 from collections.abc import Collection, Mapping
+from contextlib import AbstractAsyncContextManager
 from enum import Enum
 from typing import Any
-
-import aiosqlite
 
 from bot.domain.clock import Clock
 from bot.domain.jobs import (
@@ -21,8 +20,8 @@ from bot.domain.jobs import (
     Reference,
     check_transition,
 )
-from bot.storage.database import Database, fetch_all, fetch_one
-from bot.storage.models import JobNotFound, LedgerKind, NewJob, QuotaRequest, Refused, Reserved
+from bot.storage.database import Database, JobSignal, Row
+from bot.storage.models import JobNotFound, Lease, LedgerKind, NewJob, QuotaRequest, Refused, Reserved
 from bot.storage.quotas import ACTIVE_SQL, after_reservation, append_ledger, quota_snapshot, refund_job
 
 __all__ = ["UPDATABLE_FIELDS", "JobRepository", "job_from_row"]
@@ -48,7 +47,7 @@ def _column(name: str) -> str:
     return f'"{name}"'
 
 
-def job_from_row(row: aiosqlite.Row) -> Job:
+def job_from_row(row: Row) -> Job:
     values: dict[str, Any] = {name: row[name] for name in _JOB_FIELDS}
     values["references"] = tuple(Reference(**r) for r in json.loads(values["references"]))
     values["role_ids"] = tuple(int(r) for r in json.loads(values["role_ids"]))
@@ -95,17 +94,18 @@ class JobRepository:
     async def create_reserved(self, new: NewJob, request: QuotaRequest) -> Reserved | Refused:
         """Check block, window limit (with grants) and active-job limit, then insert the job and charge it.
 
-        One write transaction under the connection lock and `BEGIN IMMEDIATE`: no other coroutine or process
-        can reserve between this call's check and its insert, so concurrent `/video` never exceed the limit.
+        One write transaction that first locks out every other reservation of this member (the backend's
+        `lock_member`): no other coroutine or process can reserve between this call's check and its insert, so
+        concurrent `/video` never exceed the limit.
         """
         async with self._db.write() as conn:
-            now = self._clock()
+            await self._db.lock_member(conn, new.guild_id, new.user_id)
+            now = self._clock()  # read after the lock: a reservation that waited sees the time it really ran
             quota, use_times = await quota_snapshot(conn, new.guild_id, new.user_id, request, now)
             refusal = quota.refusal_for(charged=not new.free)
             if refusal is not None:
                 return Refused(quota=quota, refusal=refusal)
-            row = await fetch_one(
-                conn,
+            row = await conn.fetch_one(
                 'INSERT INTO jobs (guild_id, channel_id, user_id, prompt, duration, aspect_ratio, model, "references",'
                 " status, created_at, updated_at, delivery_nonce, next_poll_at, retry_of, free, role_ids)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
@@ -141,13 +141,14 @@ class JobRepository:
                 reason=f"free retry of job {new.retry_of}" if new.free else None,
                 at=now,
             )
+            await self._db.announce_job(conn, job.id)
         return Reserved(job=job, quota=after_reservation(quota, use_times, now, free=new.free))
 
     async def get(self, job_id: int, *, guild_id: int | None = None) -> Job | None:
         """The job, or None. With `guild_id`, also None when the job belongs to another guild (a button's custom
         id is only a number: a moderator of one guild must not reach another guild's job by guessing it)."""
         async with self._db.read() as conn:
-            row = await fetch_one(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+            row = await conn.fetch_one("SELECT * FROM jobs WHERE id = ?", (job_id,))
         if row is None or (guild_id is not None and row["guild_id"] != guild_id):
             return None
         return job_from_row(row)
@@ -155,7 +156,7 @@ class JobRepository:
     async def is_free(self, job_id: int) -> bool:
         """Whether the job was a free Retry (not charged, so never refunded)."""
         async with self._db.read() as conn:
-            row = await fetch_one(conn, "SELECT free FROM jobs WHERE id = ?", (job_id,))
+            row = await conn.fetch_one("SELECT free FROM jobs WHERE id = ?", (job_id,))
         if row is None:
             raise JobNotFound(job_id)
         return bool(row["free"])
@@ -189,8 +190,7 @@ class JobRepository:
                 values.setdefault("finished_at", now)
             sets = ", ".join(f"{_column(name)} = ?" for name in values)
             marks = ", ".join("?" for _ in olds)
-            row = await fetch_one(
-                conn,
+            row = await conn.fetch_one(
                 f"UPDATE jobs SET {sets} WHERE id = ? AND status IN ({marks}) RETURNING *",
                 (*values.values(), job_id, *(s.value for s in olds)),
             )
@@ -208,7 +208,7 @@ class JobRepository:
         async with self._db.write() as conn:
             values["updated_at"] = self._clock()
             sets = ", ".join(f"{_column(name)} = ?" for name in values)
-            row = await fetch_one(conn, f"UPDATE jobs SET {sets} WHERE id = ? RETURNING *", (*values.values(), job_id))
+            row = await conn.fetch_one(f"UPDATE jobs SET {sets} WHERE id = ? RETURNING *", (*values.values(), job_id))
         if row is None:
             raise JobNotFound(job_id)
         return job_from_row(row)
@@ -216,8 +216,7 @@ class JobRepository:
     async def due(self, now: float, limit: int = 100) -> list[Job]:
         """Unfinished jobs whose next_poll_at has come, the most overdue first (ties: oldest job first)."""
         async with self._db.read() as conn:
-            rows = await fetch_all(
-                conn,
+            rows = await conn.fetch_all(
                 f"SELECT * FROM jobs WHERE status IN ({ACTIVE_SQL}) AND next_poll_at <= ?"
                 " ORDER BY next_poll_at, id LIMIT ?",
                 (now, limit),
@@ -227,20 +226,19 @@ class JobRepository:
     async def next_due_at(self) -> float | None:
         """The earliest next_poll_at of any unfinished job (None if there is none), so the poller can sleep."""
         async with self._db.read() as conn:
-            row = await fetch_one(conn, f"SELECT MIN(next_poll_at) AS at FROM jobs WHERE status IN ({ACTIVE_SQL})")
+            row = await conn.fetch_one(f"SELECT MIN(next_poll_at) AS at FROM jobs WHERE status IN ({ACTIVE_SQL})")
         return float(row["at"]) if row is not None and row["at"] is not None else None
 
     async def unfinished(self) -> list[Job]:
         """Every job not yet in a terminal state, oldest first (start-up recovery)."""
         async with self._db.read() as conn:
-            rows = await fetch_all(conn, f"SELECT * FROM jobs WHERE status IN ({ACTIVE_SQL}) ORDER BY id")
+            rows = await conn.fetch_all(f"SELECT * FROM jobs WHERE status IN ({ACTIVE_SQL}) ORDER BY id")
         return [job_from_row(r) for r in rows]
 
     async def recent_durations(self, model: str, duration: int, limit: int = 20) -> list[float]:
         """How long the provider took (provider_finished_at - submitted_at) for the latest such jobs, newest first."""
         async with self._db.read() as conn:
-            rows = await fetch_all(
-                conn,
+            rows = await conn.fetch_all(
                 "SELECT provider_finished_at - submitted_at AS took FROM jobs"
                 " WHERE model = ? AND duration = ? AND provider_finished_at IS NOT NULL AND submitted_at IS NOT NULL"
                 " ORDER BY provider_finished_at DESC LIMIT ?",
@@ -251,8 +249,7 @@ class JobRepository:
     async def queue_position(self, job_id: int) -> int | None:
         """1-based place among all QUEUED jobs (every guild: provider capacity is shared); None if not queued."""
         async with self._db.read() as conn:
-            row = await fetch_one(
-                conn,
+            row = await conn.fetch_one(
                 "SELECT COUNT(*) AS n FROM jobs WHERE status = 'queued' AND id <= ?"
                 " AND EXISTS (SELECT 1 FROM jobs WHERE id = ? AND status = 'queued')",
                 (job_id, job_id),
@@ -263,14 +260,13 @@ class JobRepository:
     async def retries_of(self, job_id: int) -> list[Job]:
         """Jobs started with the Retry button of `job_id` (retry_of), oldest first."""
         async with self._db.read() as conn:
-            rows = await fetch_all(conn, "SELECT * FROM jobs WHERE retry_of = ? ORDER BY id", (job_id,))
+            rows = await conn.fetch_all("SELECT * FROM jobs WHERE retry_of = ? ORDER BY id", (job_id,))
         return [job_from_row(r) for r in rows]
 
     async def list_for_user(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
         """The member's latest jobs in this guild, newest first."""
         async with self._db.read() as conn:
-            rows = await fetch_all(
-                conn,
+            rows = await conn.fetch_all(
                 "SELECT * FROM jobs WHERE guild_id = ? AND user_id = ? ORDER BY id DESC LIMIT ?",
                 (guild_id, user_id, limit),
             )
@@ -279,8 +275,85 @@ class JobRepository:
     async def counts_by_status(self) -> dict[JobStatus, int]:
         """Jobs per status across every guild, every status present (metrics)."""
         async with self._db.read() as conn:
-            rows = await fetch_all(conn, "SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+            rows = await conn.fetch_all("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
         counts = dict.fromkeys(JobStatus, 0)
         for row in rows:
             counts[JobStatus(row["status"])] = int(row["n"])
         return counts
+
+    # --- leases: which process works on a job -------------------------------------------------------------------
+    #
+    # A lease is (lease_owner, lease_until) on the job row, beside the job's status: claiming changes who works on
+    # a job, never what state it is in. How procrastinate and pgqueuer claim work shaped the query below: both pick
+    # rows with `FOR UPDATE SKIP LOCKED` and mark them taken in the same statement, so two workers never block on
+    # or receive the same row. procrastinate moves a job to 'doing' and finds stalled jobs later, in a separate
+    # step, through a table of worker heartbeats; pgqueuer keeps a heartbeat per job and takes over stale jobs in
+    # the claim itself. We follow pgqueuer: a job whose lease ran out is simply claimable again, so there is no
+    # separate recovery pass that could race with the claim. We store the lease's end rather than a heartbeat, so
+    # readers need not know how long a heartbeat stays fresh, and every time comes from the store's clock like
+    # all other job times (processes' clocks must agree to well within JOB_LEASE_SECONDS).
+
+    async def claim_due(self, owner: str, *, lease_seconds: float, limit: int = 100) -> list[Job]:
+        """Put up to `limit` due, unfinished jobs that nobody holds (no lease, or one that ran out) under a lease for
+        `owner` until now + `lease_seconds`; most overdue first. Concurrent claimers never get the same job."""
+        if lease_seconds <= 0:
+            raise ValueError("a lease must last longer than zero seconds")
+        async with self._db.write() as conn:
+            now = self._clock()
+            rows = await conn.fetch_all(
+                "WITH picked AS ("
+                f" SELECT id FROM jobs WHERE status IN ({ACTIVE_SQL}) AND next_poll_at <= ?"
+                " AND (lease_until IS NULL OR lease_until <= ?)"
+                f" ORDER BY next_poll_at, id LIMIT ?{self._db.skip_locked})"
+                " UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id IN (SELECT id FROM picked) RETURNING *",
+                (now, now, limit, owner, now + lease_seconds),
+            )
+        jobs = [job_from_row(r) for r in rows]
+        jobs.sort(key=lambda j: (j.next_poll_at or 0.0, j.id))  # RETURNING follows no particular order
+        return jobs
+
+    async def renew_lease(self, job_id: int, owner: str, *, lease_seconds: float) -> bool:
+        """Extend `owner`'s lease to now + `lease_seconds`. False if the job is finished or `owner` no longer holds
+        it (another process took it over after the lease ran out): then stop working on it."""
+        if lease_seconds <= 0:
+            raise ValueError("a lease must last longer than zero seconds")
+        async with self._db.write() as conn:
+            row = await conn.fetch_one(
+                f"UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND status IN ({ACTIVE_SQL})"
+                " RETURNING id",
+                (self._clock() + lease_seconds, job_id, owner),
+            )
+        return row is not None
+
+    async def release_lease(self, job_id: int, owner: str) -> bool:
+        """Give the job back (it is claimable at its next_poll_at). False if `owner` did not hold it."""
+        async with self._db.write() as conn:
+            row = await conn.fetch_one(
+                "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ? RETURNING id",
+                (job_id, owner),
+            )
+        return row is not None
+
+    async def lease(self, job_id: int) -> Lease | None:
+        """Who holds the job and until when; None if nobody does (or there is no such job)."""
+        async with self._db.read() as conn:
+            row = await conn.fetch_one("SELECT lease_owner, lease_until FROM jobs WHERE id = ?", (job_id,))
+        if row is None or row["lease_owner"] is None:
+            return None
+        return Lease(job_id=job_id, owner=str(row["lease_owner"]), until=float(row["lease_until"]))
+
+    async def expired_leases(self) -> list[Job]:
+        """Unfinished jobs whose holder let the lease run out (it died or hung), oldest first."""
+        async with self._db.read() as conn:
+            rows = await conn.fetch_all(
+                f"SELECT * FROM jobs WHERE status IN ({ACTIVE_SQL}) AND lease_owner IS NOT NULL AND lease_until <= ?"
+                " ORDER BY id",
+                (self._clock(),),
+            )
+        return [job_from_row(r) for r in rows]
+
+    def listen_for_new(self) -> AbstractAsyncContextManager[JobSignal]:
+        """`async with store.jobs.listen_for_new() as created: await created.wait()` wakes a worker when a
+        job is created, instead of polling the table fast. On PostgreSQL it hears every process (LISTEN/NOTIFY);
+        on SQLite only this process, so other processes on the same file still find new jobs by polling."""
+        return self._db.job_signal()

@@ -12,6 +12,7 @@ from bot.domain.quotas import QuotaStatus, Refusal
 __all__ = [
     "GuildConfig",
     "JobNotFound",
+    "Lease",
     "LedgerEntry",
     "LedgerKind",
     "NewJob",
@@ -144,6 +145,15 @@ class UsageRow:
     @property
     def net_used(self) -> int:
         return self.charged - self.refunds
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A process (`owner`) works on the job until `until` (epoch seconds) unless it renews the lease."""
+
+    job_id: int
+    owner: str
+    until: float
 
 
 class JobNotFound(LookupError):

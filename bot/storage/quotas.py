@@ -8,17 +8,14 @@ current values; each change to them is also a ledger row with the actor and the 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-import aiosqlite
-
 from bot.domain.clock import Clock
 from bot.domain.jobs import ACTIVE
 from bot.domain.quotas import QuotaStatus, next_free_at, resolve_limit
-from bot.storage.database import Database, fetch_all, fetch_one
+from bot.storage.database import Connection, Database, Row
 from bot.storage.models import LedgerEntry, LedgerKind, QuotaRequest, UsageRow
 
 __all__ = ["QuotaRepository", "append_ledger", "compute_status", "refund_job"]
@@ -28,7 +25,7 @@ ACTIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))
 
 
 async def append_ledger(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     *,
     guild_id: int,
     kind: LedgerKind,
@@ -43,8 +40,7 @@ async def append_ledger(
 ) -> LedgerEntry:
     """Insert one ledger row inside the caller's transaction and return it."""
     detail_text = json.dumps(detail, sort_keys=True) if detail is not None else None
-    row = await fetch_one(
-        conn,
+    row = await conn.fetch_one(
         "INSERT INTO quota_ledger (guild_id, user_id, role_id, kind, amount, job_id, actor_id, reason, detail, at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
         (guild_id, user_id, role_id, kind.value, amount, job_id, actor_id, reason, detail_text, at),
@@ -53,7 +49,7 @@ async def append_ledger(
     return _entry(row)
 
 
-def _entry(row: aiosqlite.Row) -> LedgerEntry:
+def _entry(row: Row) -> LedgerEntry:
     return LedgerEntry(
         id=row["id"],
         guild_id=row["guild_id"],
@@ -70,7 +66,7 @@ def _entry(row: aiosqlite.Row) -> LedgerEntry:
 
 
 async def compute_status(
-    conn: aiosqlite.Connection, guild_id: int, user_id: int, request: QuotaRequest, now: float
+    conn: Connection, guild_id: int, user_id: int, request: QuotaRequest, now: float
 ) -> QuotaStatus:
     """The member's quota at `now`, read inside the caller's transaction."""
     status, _ = await quota_snapshot(conn, guild_id, user_id, request, now)
@@ -92,15 +88,14 @@ def after_reservation(status: QuotaStatus, use_times: list[float], now: float, *
 
 
 async def quota_snapshot(
-    conn: aiosqlite.Connection, guild_id: int, user_id: int, request: QuotaRequest, now: float
+    conn: Connection, guild_id: int, user_id: int, request: QuotaRequest, now: float
 ) -> tuple[QuotaStatus, list[float]]:
     """The member's quota at `now` and the start times of the uses it counts, inside the caller's transaction.
 
     A use counts while `at + window > now`: exactly the comparison `next_free_at` makes (`at + window`), so a
     slot frees at the very instant the card promised, with no float rounding between the two.
     """
-    member = await fetch_one(
-        conn,
+    member = await conn.fetch_one(
         "SELECT limit_override, blocked, block_reason, last_reset_id FROM member_quota"
         " WHERE guild_id = ? AND user_id = ?",
         (guild_id, user_id),
@@ -108,13 +103,12 @@ async def quota_snapshot(
     role_limits: list[int] = []
     if request.role_ids:
         marks = ", ".join("?" for _ in request.role_ids)
-        rows = await fetch_all(
-            conn,
+        rows = await conn.fetch_all(
             f"SELECT videos FROM role_quota WHERE guild_id = ? AND role_id IN ({marks})",
             (guild_id, *request.role_ids),
         )
         role_limits = [int(r["videos"]) for r in rows]
-    guild = await fetch_one(conn, "SELECT default_limit FROM guild_settings WHERE guild_id = ?", (guild_id,))
+    guild = await conn.fetch_one("SELECT default_limit FROM guild_settings WHERE guild_id = ?", (guild_id,))
     limit = resolve_limit(
         member_override=member["limit_override"] if member else None,
         role_limits=role_limits,
@@ -123,23 +117,20 @@ async def quota_snapshot(
     )
     reset_id = int(member["last_reset_id"]) if member else 0
     window = request.window_seconds
-    uses = await fetch_all(
-        conn,
+    uses = await conn.fetch_all(
         "SELECT l.at FROM quota_ledger AS l"
         " WHERE l.guild_id = ? AND l.user_id = ? AND l.kind = 'reserve' AND l.id > ? AND l.at + ? > ?"
         " AND NOT EXISTS (SELECT 1 FROM quota_ledger AS r WHERE r.kind = 'refund' AND r.job_id = l.job_id)",
         (guild_id, user_id, reset_id, window, now),
     )
     use_times = [float(r["at"]) for r in uses]
-    granted_row = await fetch_one(
-        conn,
+    granted_row = await conn.fetch_one(
         "SELECT COALESCE(SUM(amount), 0) AS granted FROM quota_ledger"
         " WHERE guild_id = ? AND user_id = ? AND kind = 'grant' AND id > ? AND at + ? > ?",
         (guild_id, user_id, reset_id, window, now),
     )
     granted = int(granted_row["granted"]) if granted_row else 0
-    active_row = await fetch_one(
-        conn,
+    active_row = await conn.fetch_one(
         f"SELECT COUNT(*) AS n FROM jobs WHERE guild_id = ? AND user_id = ? AND status IN ({ACTIVE_SQL})",
         (guild_id, user_id),
     )
@@ -157,35 +148,24 @@ async def quota_snapshot(
     return status, use_times
 
 
-async def refund_job(
-    conn: aiosqlite.Connection, job_id: int, *, reason: str, now: float, actor_id: int | None = None
-) -> bool:
+async def refund_job(conn: Connection, job_id: int, *, reason: str, now: float, actor_id: int | None = None) -> bool:
     """Give back the unit a job was charged, inside the caller's transaction. False if there is nothing to give
     back: the job was free, never charged, or already refunded."""
-    reserve = await fetch_one(
-        conn, "SELECT guild_id, user_id FROM quota_ledger WHERE job_id = ? AND kind = 'reserve'", (job_id,)
+    reserve = await conn.fetch_one(
+        "SELECT guild_id, user_id FROM quota_ledger WHERE job_id = ? AND kind = 'reserve'", (job_id,)
     )
     if reserve is None:
         return False
-    already = await fetch_one(conn, "SELECT 1 FROM quota_ledger WHERE job_id = ? AND kind = 'refund'", (job_id,))
-    if already is not None:
-        return False
-    try:
-        await append_ledger(
-            conn,
-            guild_id=reserve["guild_id"],
-            user_id=reserve["user_id"],
-            kind=LedgerKind.REFUND,
-            amount=1,
-            job_id=job_id,
-            actor_id=actor_id,
-            reason=reason,
-            at=now,
-        )
-    except sqlite3.IntegrityError:
-        # The partial unique index caught a second refund that the check above missed (another process).
-        return False
-    return True
+    # The partial unique index allows one refund row per job. ON CONFLICT turns a second one (another process
+    # refunding the same job at the same moment) into "nothing inserted" instead of an error, which on
+    # PostgreSQL would also abort the caller's whole transaction.
+    row = await conn.fetch_one(
+        "INSERT INTO quota_ledger (guild_id, user_id, kind, amount, job_id, actor_id, reason, at)"
+        " VALUES (?, ?, 'refund', 1, ?, ?, ?, ?)"
+        " ON CONFLICT (job_id) WHERE kind = 'refund' DO NOTHING RETURNING id",
+        (reserve["guild_id"], reserve["user_id"], job_id, actor_id, reason, now),
+    )
+    return row is not None
 
 
 class QuotaRepository:
@@ -269,7 +249,7 @@ class QuotaRepository:
     async def role_limits(self, guild_id: int) -> dict[int, int]:
         """Every role with its own limit in this guild."""
         async with self._db.read() as conn:
-            rows = await fetch_all(conn, "SELECT role_id, videos FROM role_quota WHERE guild_id = ?", (guild_id,))
+            rows = await conn.fetch_all("SELECT role_id, videos FROM role_quota WHERE guild_id = ?", (guild_id,))
         return {int(r["role_id"]): int(r["videos"]) for r in rows}
 
     async def set_guild_default(
@@ -374,28 +354,26 @@ class QuotaRepository:
             sql += " LIMIT ?"
             params.append(limit)
         async with self._db.read() as conn:
-            rows = await fetch_all(conn, sql, params)
+            rows = await conn.fetch_all(sql, params)
         return [_entry(r) for r in reversed(rows)]
 
     async def usage(self, guild_id: int, since: float, until: float) -> list[UsageRow]:
         """Per member activity in [since, until), busiest (most seconds delivered) first."""
         async with self._db.read() as conn:
-            ledger_rows = await fetch_all(
-                conn,
+            ledger_rows = await conn.fetch_all(
                 "SELECT user_id,"
-                " SUM(kind IN ('reserve', 'free')) AS started,"
-                " SUM(kind = 'reserve') AS charged,"
-                " SUM(kind = 'refund') AS refunds"
+                " SUM(CASE WHEN kind IN ('reserve', 'free') THEN 1 ELSE 0 END) AS started,"
+                " SUM(CASE WHEN kind = 'reserve' THEN 1 ELSE 0 END) AS charged,"
+                " SUM(CASE WHEN kind = 'refund' THEN 1 ELSE 0 END) AS refunds"
                 " FROM quota_ledger WHERE guild_id = ? AND at >= ? AND at < ? AND user_id IS NOT NULL"
                 " AND kind IN ('reserve', 'free', 'refund') GROUP BY user_id",
                 (guild_id, since, until),
             )
-            job_rows = await fetch_all(
-                conn,
+            job_rows = await conn.fetch_all(
                 "SELECT user_id,"
-                " SUM(status = 'delivered') AS delivered,"
-                " SUM(status IN ('failed', 'expired')) AS failed,"
-                " SUM(status = 'cancelled') AS cancelled,"
+                " SUM(CASE WHEN status = 'delivered' THEN 1 ELSE 0 END) AS delivered,"
+                " SUM(CASE WHEN status IN ('failed', 'expired') THEN 1 ELSE 0 END) AS failed,"
+                " SUM(CASE WHEN status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled,"
                 " SUM(CASE WHEN status = 'delivered' THEN duration ELSE 0 END) AS seconds"
                 " FROM jobs WHERE guild_id = ? AND finished_at >= ? AND finished_at < ? GROUP BY user_id",
                 (guild_id, since, until),
@@ -425,7 +403,7 @@ def _check_videos(videos: int | None) -> None:
 _MEMBER_COLUMNS = frozenset({"limit_override", "blocked", "block_reason", "last_reset_id"})
 
 
-async def _upsert_member(conn: aiosqlite.Connection, guild_id: int, user_id: int, now: float, **values: Any) -> None:
+async def _upsert_member(conn: Connection, guild_id: int, user_id: int, now: float, **values: Any) -> None:
     """Create the member's settings row if needed and set the given columns, leaving the others as they are."""
     unknown = set(values) - _MEMBER_COLUMNS
     if unknown:
