@@ -41,7 +41,8 @@ BACKENDS = [b.strip() for b in os.environ.get("REELBOT_TEST_BACKENDS", "sqlite")
 REQUIRED = os.environ.get("REELBOT_REQUIRE_POSTGRES") == "1"
 MIN_VERSION = 13
 USER = "reelbot"
-PASSWORD = "pg-test-secret-Zq7"  # noqa: S105 - a throw-away cluster's password; tests check that it never leaks
+PASSWORD = "pg-test-secret-Zq7"
+"""The throw-away cluster's password; tests check that it never leaks into logs or messages."""
 TEMPLATE = "reelbot_template"
 
 T = TypeVar("T")
@@ -98,7 +99,7 @@ class PostgresCluster:
         return f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{database}"
 
     def psql(self, sql: str) -> None:
-        subprocess.run(
+        subprocess.run(  # noqa: S603 - fixed argv, the server binaries found above
             [str(self.bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.url("postgres"), "-c", sql],
             check=True,
             capture_output=True,
@@ -112,7 +113,7 @@ class PostgresCluster:
         return self.url(name)
 
     def _pg_ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        return subprocess.run(  # noqa: S603 - fixed argv, the server binaries found above
             [*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.folder / "data"), *args],
             capture_output=True,
             text=True,
@@ -138,7 +139,7 @@ class PostgresCluster:
         if owner is not None:
             for path in (folder, folder / "password"):
                 os.chown(path, owner.pw_uid, owner.pw_gid)
-        initdb = subprocess.run(
+        initdb = subprocess.run(  # noqa: S603 - fixed argv, the server binaries found above
             [
                 *run_as,
                 str(bindir / "initdb"),
@@ -168,7 +169,11 @@ class PostgresCluster:
             if started.returncode == 0:
                 break
             if attempt == 2:
-                log = (folder / "server.log").read_text(errors="replace")[-800:] if (folder / "server.log").exists() else ""
+                log = (
+                    (folder / "server.log").read_text(errors="replace")[-800:]
+                    if (folder / "server.log").exists()
+                    else ""
+                )
                 shutil.rmtree(folder, ignore_errors=True)
                 raise RuntimeError(f"pg_ctl start failed: {started.stderr.strip()[-300:]} {log}")
         cluster.psql(f"CREATE DATABASE {TEMPLATE}")

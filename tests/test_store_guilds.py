@@ -1,10 +1,9 @@
-"""Guild settings and the key/value meta table."""
+"""Guild settings and the key/value meta table, on each backend of REELBOT_TEST_BACKENDS."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +14,8 @@ GUILD, OTHER, MOD = 1, 2, 99
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "bot.db", clock=FakeClock())
+async def store(store_url: str) -> AsyncIterator[Store]:
+    s = await Store.open(store_url, clock=FakeClock())
     yield s
     await s.close()
 

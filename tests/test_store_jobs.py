@@ -1,14 +1,12 @@
-"""The jobs table on real SQLite files: atomic reservation under races, compare-and-set transitions guarded in
-Python and by the trigger, and the poller's queries."""
+"""The jobs table on a real database (each backend of REELBOT_TEST_BACKENDS): atomic reservation under races,
+compare-and-set transitions guarded in Python and by the database's trigger, and the poller's queries."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import sqlite3
 from collections import deque
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -16,6 +14,7 @@ from bot.domain.clock import FakeClock
 from bot.domain.jobs import ACTIVE, TRANSITIONS, FailureKind, InvalidTransition, Job, JobStatus, Reference
 from bot.domain.quotas import Refusal
 from bot.storage import JobNotFound, NewJob, QuotaRequest, Refused, Reserved, Store
+from tests.pg import RawRefused, RawSql
 
 S = JobStatus
 GUILD, CHANNEL, USER = 111, 222, 333
@@ -33,8 +32,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "data" / "bot.db", clock=clock)
+async def store(store_url: str, clock: FakeClock) -> AsyncIterator[Store]:
+    s = await Store.open(store_url, clock=clock)
     yield s
     await s.close()
 
@@ -98,12 +97,11 @@ async def test_active_job_limit_holds_under_the_same_race(store: Store) -> None:
     assert sum(isinstance(r, Reserved) for r in again) == 1
 
 
-async def test_two_processes_on_one_file_cannot_interleave(tmp_path: Path, clock: FakeClock) -> None:
-    # Two Store objects = two connections with separate asyncio locks, as two bot processes would have:
-    # only BEGIN IMMEDIATE stands between them.
-    path = tmp_path / "bot.db"
+async def test_two_processes_on_one_database_cannot_interleave(store_url: str, clock: FakeClock) -> None:
+    # Two Store objects = separate connections (and asyncio locks), as two bot processes would have: only the
+    # database stands between them (SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory lock on the member).
     request = QuotaRequest(window_seconds=86_400, fallback_limit=5, max_active=100)
-    async with await Store.open(path, clock=clock) as one, await Store.open(path, clock=clock) as two:
+    async with await Store.open(store_url, clock=clock) as one, await Store.open(store_url, clock=clock) as two:
         calls = [s.jobs.create_reserved(new_job(), request) for s in (one, two) for _ in range(25)]
         results = await asyncio.gather(*calls)
     assert sum(isinstance(r, Reserved) for r in results) == 5
@@ -182,29 +180,26 @@ async def test_every_other_transition_is_refused_by_the_repository(store: Store)
         assert (await store.jobs.get(jobs[old].id)) == jobs[old]  # untouched
 
 
-async def test_every_other_transition_is_refused_by_the_database_trigger(store: Store) -> None:
+async def test_every_other_transition_is_refused_by_the_database_trigger(store: Store, raw: RawSql) -> None:
     jobs = {state: await job_in(store, state) for state in JobStatus}
-    raw = sqlite3.connect(store.path, isolation_level=None)  # autocommit: hold no lock between statements
-    try:
-        for old, new in REFUSED:
-            if old == new:
-                continue  # rewriting the same status is not a transition
-            with pytest.raises(sqlite3.IntegrityError, match="invalid job transition"):
-                raw.execute("UPDATE jobs SET status = ? WHERE id = ?", (new.value, jobs[old].id))
-        for old, new in ALLOWED:
-            job = await job_in(store, old)
-            raw.execute("UPDATE jobs SET status = ? WHERE id = ?", (new.value, job.id))
-            assert (await store.jobs.get(job.id)).status is new  # type: ignore[union-attr]
-        with pytest.raises(sqlite3.IntegrityError):
-            raw.execute("UPDATE jobs SET status = 'lost' WHERE id = ?", (jobs[S.QUEUED].id,))
-        with pytest.raises(sqlite3.IntegrityError, match="must start queued"):
-            raw.execute(
-                "INSERT INTO jobs (guild_id, channel_id, user_id, prompt, duration, aspect_ratio, model,"
-                ' "references", status, created_at, updated_at, delivery_nonce)'
-                " VALUES (1, 1, 1, 'p', 5, '16:9', 'm', '[]', 'delivered', 0, 0, 'n')"
-            )
-    finally:
-        raw.close()
+    for old, new in REFUSED:
+        if old == new:
+            continue  # rewriting the same status is not a transition
+        with pytest.raises(RawRefused, match="invalid job transition"):
+            await raw.execute("UPDATE jobs SET status = ? WHERE id = ?", new.value, jobs[old].id)
+    for old, new in ALLOWED:
+        job = await job_in(store, old)
+        await raw.execute("UPDATE jobs SET status = ? WHERE id = ?", new.value, job.id)
+        assert (await store.jobs.get(job.id)).status is new  # type: ignore[union-attr]
+    with pytest.raises(RawRefused):
+        await raw.execute("UPDATE jobs SET status = 'lost' WHERE id = ?", jobs[S.QUEUED].id)
+    with pytest.raises(RawRefused, match="must start queued"):
+        await raw.execute(
+            "INSERT INTO jobs (guild_id, channel_id, user_id, prompt, duration, aspect_ratio, model,"
+            ' "references", status, created_at, updated_at, delivery_nonce)'
+            " VALUES (1, 1, 1, 'p', 5, '16:9', 'm', '[]', 'delivered', 0, 0, 'n')"
+        )
+    assert all([await store.jobs.get(j.id) == j for j in jobs.values()])
 
 
 async def test_compare_and_set_loses_when_the_job_moved(store: Store) -> None:
@@ -331,11 +326,10 @@ async def test_counts_by_status_lists_every_status(store: Store) -> None:
     assert sum(counts[s] for s in ACTIVE) == 1
 
 
-async def test_jobs_survive_a_restart(tmp_path: Path, clock: FakeClock) -> None:
-    path = tmp_path / "bot.db"
-    async with await Store.open(path, clock=clock) as store:
+async def test_jobs_survive_a_restart(store_url: str, clock: FakeClock) -> None:
+    async with await Store.open(store_url, clock=clock) as store:
         job = await job_in(store, S.GENERATING)
-    async with await Store.open(path, clock=clock) as store:
+    async with await Store.open(store_url, clock=clock) as store:
         assert await store.jobs.get(job.id) == job
         assert [j.id for j in await store.jobs.unfinished()] == [job.id]
 

@@ -1,11 +1,11 @@
-"""Quotas on real SQLite files: refunds exactly once, the rolling window to the instant, moderator settings and
-their precedence, guild isolation, and an audit ledger that explains every number."""
+"""Quotas on a real database (each backend of REELBOT_TEST_BACKENDS): refunds exactly once, the rolling window
+to the instant, moderator settings and their precedence, guild isolation, and an audit ledger that explains
+every number."""
 
 from __future__ import annotations
 
-import sqlite3
+import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -13,6 +13,7 @@ from bot.domain.clock import FakeClock
 from bot.domain.jobs import FailureKind, Job, JobStatus, Reference
 from bot.domain.quotas import Refusal
 from bot.storage import LedgerKind, NewJob, QuotaRequest, Refused, Reserved, Store
+from tests.pg import RawRefused, RawSql
 
 S = JobStatus
 GUILD, OTHER_GUILD, CHANNEL, USER, MOD = 10, 20, 30, 40, 99
@@ -35,8 +36,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "bot.db", clock=clock)
+async def store(store_url: str, clock: FakeClock) -> AsyncIterator[Store]:
+    s = await Store.open(store_url, clock=clock)
     yield s
     await s.close()
 
@@ -96,21 +97,31 @@ async def test_delivered_job_stays_charged(store: Store) -> None:
     assert await refund_rows(store, job.id) == 0
 
 
-async def test_database_refuses_a_second_refund_row(store: Store) -> None:
+async def test_database_refuses_a_second_refund_row_and_any_change_to_the_ledger(store: Store, raw: RawSql) -> None:
     job = await reserve(store)
     assert await store.quotas.refund(job.id, "once")
-    raw = sqlite3.connect(store.path, isolation_level=None)
-    try:
-        with pytest.raises(sqlite3.IntegrityError):
-            raw.execute(
-                "INSERT INTO quota_ledger (guild_id, user_id, kind, amount, job_id, at)"
-                " VALUES (?, ?, 'refund', 1, ?, 0)",
-                (GUILD, USER, job.id),
-            )
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            raw.execute("DELETE FROM quota_ledger")
-    finally:
-        raw.close()
+    with pytest.raises(RawRefused):
+        await raw.execute(
+            "INSERT INTO quota_ledger (guild_id, user_id, kind, amount, job_id, at) VALUES (?, ?, 'refund', 1, ?, 0)",
+            GUILD,
+            USER,
+            job.id,
+        )
+    with pytest.raises(RawRefused, match="append-only"):
+        await raw.execute("DELETE FROM quota_ledger")
+    with pytest.raises(RawRefused, match="append-only"):
+        await raw.execute("UPDATE quota_ledger SET amount = 0 WHERE job_id = ?", job.id)
+    assert [e.kind for e in await store.quotas.ledger(GUILD)] == [LedgerKind.RESERVE, LedgerKind.REFUND]
+
+
+async def test_concurrent_refunds_of_one_job_write_one_row(store_url: str, clock: FakeClock) -> None:
+    # Two processes (two stores) and several coroutines each refund the same job at once: one wins.
+    async with await Store.open(store_url, clock=clock) as one, await Store.open(store_url, clock=clock) as two:
+        job = await reserve(one)
+        results = await asyncio.gather(*(s.quotas.refund(job.id, "race") for s in (one, two) for _ in range(5)))
+        assert sorted(results) == [False] * 9 + [True]
+        assert await refund_rows(one, job.id) == 1
+        assert (await two.quotas.status(GUILD, USER, request())).used == 0
 
 
 async def test_refund_of_an_unknown_job_writes_nothing(store: Store) -> None:
