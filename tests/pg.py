@@ -233,11 +233,11 @@ def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
 def new_store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[], str]:
     """Makes further fresh store URLs on the test's backend (for tests that need several databases)."""
     names = itertools.count()
+    cluster: PostgresCluster | None = request.getfixturevalue("postgres_cluster") if backend == "postgres" else None
 
     def make() -> str:
-        if backend == "sqlite":
+        if cluster is None:
             return f"sqlite:///{tmp_path / f'extra-{next(names)}.db'}"
-        cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
         return cluster.new_database()
 
     return make

@@ -1,18 +1,24 @@
-"""Opening the store: folder creation, pragmas, forward-only migrations tracked by user_version, and a schema that
-mirrors the domain's state machine."""
+"""Opening the store: forward-only migrations on each backend (SQLite's user_version, PostgreSQL's schema_version
+table), applied once even when processes start together, a schema that mirrors the domain's state machine, and
+SQLite's own folder creation, pragmas and backups."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from bot.domain.clock import FakeClock
 from bot.domain.jobs import TRANSITIONS, FailureKind, JobStatus
-from bot.storage import Store, open_store
-from bot.storage.database import Migration, load_migrations, split_statements
+from bot.storage import Backend, Store, open_store
 from bot.storage.models import LedgerKind
+from bot.storage.schema import Migration, load_migrations
+from bot.storage.sqlite import split_statements
+from tests.pg import PostgresCluster, RawSql
 
 
 def schema(path: Path) -> list[tuple[str, str, str]]:
@@ -31,19 +37,138 @@ def pragma(path: Path, name: str) -> object:
         conn.close()
 
 
-async def test_migrations_from_an_empty_file_then_a_rerun_are_clean(tmp_path: Path) -> None:
-    path = tmp_path / "nested" / "folder" / "bot.db"  # the folder is created
-    async with await Store.open(path) as store:
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    async with await Store.open(store_url, clock=FakeClock()) as s:
+        yield s
+
+
+@pytest.fixture
+def empty_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A database with nothing in it yet (SQLite: not even the file or its folder)."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'nested' / 'folder' / 'bot.db'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    return cluster.new_database(migrated=False)
+
+
+async def version_of(url: str) -> int:
+    raw = RawSql(url)
+    try:
+        if url.startswith("sqlite"):
+            [(version,)] = await raw.fetch("PRAGMA user_version")
+        else:
+            [(version,)] = await raw.fetch("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+        return int(version)
+    finally:
+        await raw.close()
+
+
+async def tables_and_columns(url: str) -> list[tuple[str, str]]:
+    raw = RawSql(url)
+    try:
+        if url.startswith("sqlite"):
+            tables = [t for (t,) in await raw.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            rows = [(t, c[1]) for t in tables for c in await raw.fetch(f"PRAGMA table_info({t})")]
+        else:
+            rows = [
+                (str(t), str(c))
+                for t, c in await raw.fetch(
+                    "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"
+                )
+            ]
+        return sorted(r for r in rows if r[0] not in {"sqlite_sequence", "schema_version"})
+    finally:
+        await raw.close()
+
+
+def url_backend(url: str) -> Backend:
+    return Backend.SQLITE if url.startswith("sqlite") else Backend.POSTGRESQL
+
+
+async def test_migrations_from_an_empty_database_then_a_rerun_are_clean(empty_url: str) -> None:
+    latest = len(load_migrations(url_backend(empty_url)))
+    async with await Store.open(empty_url) as store:
         await store.set_meta("command_hash", "abc")
-    first = schema(path)
-    assert pragma(path, "user_version") == len(load_migrations())
+    first = await tables_and_columns(empty_url)
+    assert await version_of(empty_url) == latest
     assert {"jobs", "quota_ledger", "member_quota", "role_quota", "guild_settings", "job_transitions"} <= {
-        name for kind, name, _ in first if kind == "table"
+        table for table, _ in first
     }
-    async with open_store(path) as store:  # re-run: nothing applied twice, data kept
+    async with open_store(empty_url) as store:  # re-run: nothing applied twice, data kept
         assert await store.get_meta("command_hash") == "abc"
-    assert schema(path) == first
-    assert pragma(path, "user_version") == len(load_migrations())
+    assert await tables_and_columns(empty_url) == first
+    assert await version_of(empty_url) == latest
+
+
+async def test_both_backends_end_with_the_same_tables_and_columns(tmp_path: Path, postgres: PostgresCluster) -> None:
+    sqlite_url, pg_url = f"sqlite:///{tmp_path / 'bot.db'}", postgres.new_database(migrated=False)
+    for url in (sqlite_url, pg_url):
+        async with await Store.open(url):
+            pass
+    assert await tables_and_columns(sqlite_url) == await tables_and_columns(pg_url)
+
+
+async def test_processes_starting_together_apply_each_migration_once(empty_url: str) -> None:
+    stores = await asyncio.gather(*(Store.open(empty_url) for _ in range(4)))
+    for store in stores:
+        await store.close()
+    assert await version_of(empty_url) == len(load_migrations(url_backend(empty_url)))
+    if url_backend(empty_url) is Backend.POSTGRESQL:
+        raw = RawSql(empty_url)
+        versions = [v for (v,) in await raw.fetch("SELECT version FROM schema_version ORDER BY version")]
+        await raw.close()
+        assert versions == list(range(1, len(load_migrations(Backend.POSTGRESQL)) + 1))
+
+
+async def test_a_failing_migration_leaves_the_database_at_the_previous_version(store_url: str) -> None:
+    backend = url_backend(store_url)
+    version = len(load_migrations(backend))
+    broken = Migration(version + 1, f"{version + 1:04d}_broken.sql", "CREATE TABLE half (x INTEGER);\nNOT SQL;\n")
+    async with await Store.open(store_url) as store:
+        with pytest.raises((sqlite3.OperationalError, asyncpg.PostgresError)):
+            await store._db.migrate([broken])  # type: ignore[attr-defined]
+        await store.set_meta("still", "usable")  # the connection is out of the failed transaction
+    assert await version_of(store_url) == version
+    assert "half" not in {table for table, _ in await tables_and_columns(store_url)}
+
+
+async def test_a_newer_migration_applies_once(store_url: str) -> None:
+    backend = url_backend(store_url)
+    version = len(load_migrations(backend))
+    extra = Migration(version + 1, f"{version + 1:04d}_extra.sql", "CREATE TABLE extra (x INTEGER);\n")
+    async with await Store.open(store_url) as store:
+        db = store._db
+        assert await db.migrate([*load_migrations(backend), extra]) == version + 1  # type: ignore[attr-defined]
+        assert await db.migrate([*load_migrations(backend), extra]) == version + 1  # type: ignore[attr-defined]
+    assert await version_of(store_url) == version + 1
+
+
+@pytest.mark.parametrize("backend", list(Backend))
+def test_migration_files_are_numbered_without_gaps(backend: Backend) -> None:
+    migrations = load_migrations(backend)
+    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+
+
+def test_every_schema_change_is_written_for_both_backends() -> None:
+    # A database moved from SQLite to PostgreSQL must land on the same version with the same meaning.
+    assert [m.name for m in load_migrations(Backend.SQLITE)] == [m.name for m in load_migrations(Backend.POSTGRESQL)]
+
+
+async def test_sql_mirrors_the_domain_state_machine_and_enums(store: Store, raw: RawSql) -> None:
+    rows = set(await raw.fetch("SELECT old, new FROM job_transitions"))
+    assert rows == {(old.value, new.value) for old, nexts in TRANSITIONS.items() for new in nexts}
+    initial = load_migrations(store.backend)[0].sql
+    for value in [*JobStatus, *FailureKind, *LedgerKind]:
+        assert f"'{value.value}'" in initial
+
+
+async def test_a_postgresql_store_has_no_file_to_copy(postgres: PostgresCluster, tmp_path: Path) -> None:
+    async with await Store.open(postgres.new_database()) as store:
+        with pytest.raises(NotImplementedError, match="pg_dump"):
+            await store.backup(tmp_path / "copy.db")
+        with pytest.raises(ValueError, match="no database file"):
+            _ = store.path
 
 
 async def test_an_existing_empty_file_is_migrated(tmp_path: Path) -> None:
@@ -68,33 +193,6 @@ async def test_pragmas_wal_and_foreign_keys(tmp_path: Path) -> None:
         assert store.path == path
 
 
-async def test_a_failing_migration_leaves_the_database_at_the_previous_version(tmp_path: Path) -> None:
-    path = tmp_path / "bot.db"
-    async with await Store.open(path) as store:
-        version = len(load_migrations())
-        broken = Migration(version + 1, f"{version + 1:04d}_broken.sql", "CREATE TABLE half (x);\nNOT SQL;\n")
-        with pytest.raises(sqlite3.OperationalError):
-            await store._db.migrate([broken])
-        await store.set_meta("still", "usable")  # the connection is out of the failed transaction
-    assert pragma(path, "user_version") == version
-    assert "half" not in {name for _, name, _ in schema(path)}
-
-
-async def test_a_newer_migration_applies_once(tmp_path: Path) -> None:
-    path = tmp_path / "bot.db"
-    version = len(load_migrations())
-    extra = Migration(version + 1, f"{version + 1:04d}_extra.sql", "CREATE TABLE extra (x INTEGER);\n")
-    async with await Store.open(path) as store:
-        assert await store._db.migrate([*load_migrations(), extra]) == version + 1
-        assert await store._db.migrate([*load_migrations(), extra]) == version + 1  # no "table exists" error
-    assert pragma(path, "user_version") == version + 1
-
-
-def test_migration_files_are_numbered_without_gaps() -> None:
-    migrations = load_migrations()
-    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
-
-
 def test_split_statements_keeps_trigger_bodies_whole() -> None:
     script = (
         "-- a comment; with a semicolon\n"
@@ -107,26 +205,6 @@ def test_split_statements_keeps_trigger_bodies_whole() -> None:
     assert statements[1].endswith("END;")
     with pytest.raises(ValueError, match="incomplete"):
         split_statements("CREATE TABLE t (x)")
-
-
-async def test_sql_mirrors_the_domain_state_machine_and_enums(tmp_path: Path) -> None:
-    path = tmp_path / "bot.db"
-    async with await Store.open(path, clock=FakeClock()):
-        pass
-    conn = sqlite3.connect(path)
-    try:
-        rows = set(conn.execute("SELECT old, new FROM job_transitions").fetchall())
-        jobs_sql, ledger_sql = (
-            conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone()[0]
-            for name in ("jobs", "quota_ledger")
-        )
-    finally:
-        conn.close()
-    assert rows == {(old.value, new.value) for old, nexts in TRANSITIONS.items() for new in nexts}
-    for value in [*JobStatus, *FailureKind]:
-        assert f"'{value.value}'" in jobs_sql
-    for kind in LedgerKind:
-        assert f"'{kind.value}'" in ledger_sql
 
 
 async def test_backup_is_a_complete_openable_copy(tmp_path: Path) -> None:

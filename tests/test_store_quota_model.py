@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -48,39 +47,40 @@ class Model:
         return sum(1 for at in self.grants if at + WINDOW > now)
 
 
-async def run(script: list[Step]) -> None:
+async def run(script: list[Step], url: str) -> None:
     clock = FakeClock(1_000.0)
     model = Model()
-    with tempfile.TemporaryDirectory() as tmp:
-        async with await Store.open(Path(tmp) / "q.db", clock=clock) as store:
-            for op, amount in script:
-                now = clock()
-                if op == "reserve":
-                    result = await store.jobs.create_reserved(JOB, REQUEST)
-                    may = len(model.counted(now)) < LIMIT + model.granted(now)
-                    assert isinstance(result, Reserved) == may
-                    if isinstance(result, Reserved):
-                        model.uses.append((now, result.job.id))
-                elif op == "advance":
-                    clock.advance(amount)
-                elif op == "fail_oldest" and model.uses:
-                    _, job_id = model.uses.pop(0)
-                    assert await store.jobs.transition(job_id, JobStatus.QUEUED, JobStatus.FAILED) is not None
-                elif op == "grant":
-                    await store.quotas.grant(1, 3, 1, actor_id=9)
-                    model.grants.append(now)
-                elif op == "reset":
-                    await store.quotas.reset(1, 3, actor_id=9)
-                    model.uses.clear()
-                    model.grants.clear()
-                status = await store.quotas.status(1, 3, REQUEST)
-                now = clock()
-                assert status.used == len(model.counted(now))
-                assert status.granted == model.granted(now)
-                assert status.next_free_at == next_free_at(model.counted(now), LIMIT + model.granted(now), WINDOW)
+    async with await Store.open(url, clock=clock) as store:
+        for op, amount in script:
+            now = clock()
+            if op == "reserve":
+                result = await store.jobs.create_reserved(JOB, REQUEST)
+                may = len(model.counted(now)) < LIMIT + model.granted(now)
+                assert isinstance(result, Reserved) == may
+                if isinstance(result, Reserved):
+                    model.uses.append((now, result.job.id))
+            elif op == "advance":
+                clock.advance(amount)
+            elif op == "fail_oldest" and model.uses:
+                _, job_id = model.uses.pop(0)
+                assert await store.jobs.transition(job_id, JobStatus.QUEUED, JobStatus.FAILED) is not None
+            elif op == "grant":
+                await store.quotas.grant(1, 3, 1, actor_id=9)
+                model.grants.append(now)
+            elif op == "reset":
+                await store.quotas.reset(1, 3, actor_id=9)
+                model.uses.clear()
+                model.grants.clear()
+            status = await store.quotas.status(1, 3, REQUEST)
+            now = clock()
+            assert status.used == len(model.counted(now))
+            assert status.granted == model.granted(now)
+            assert status.next_free_at == next_free_at(model.counted(now), LIMIT + model.granted(now), WINDOW)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(steps)
-def test_store_agrees_with_the_model(script: list[Step]) -> None:
-    asyncio.run(run(script))
+def test_store_agrees_with_the_model(new_store_url: Callable[[], str], script: list[Step]) -> None:
+    asyncio.run(run(script, new_store_url()))  # a fresh database for every example
