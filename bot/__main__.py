@@ -29,7 +29,17 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         help="run the bot (default); demo: a scripted /video against local simulators, no tokens needed; "
         "sync: push the slash commands to Discord now; migrate: bring the database up to date and exit",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--from",
+        dest="source",
+        metavar="SQLITE_URL",
+        help="with migrate: copy everything from this SQLite database (sqlite:///data/bot.db) into the empty "
+        "PostgreSQL database that DATABASE_URL names",
+    )
+    args = parser.parse_args(argv)
+    if args.source is not None and args.command != "migrate":
+        parser.error("--from goes with the migrate command")
+    return args
 
 
 def _settings_or_exit() -> Settings:
@@ -51,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from bot.runner import run_bot, run_migrate, run_sync
 
     if args.command == "migrate":
-        return asyncio.run(run_migrate(settings))
+        return asyncio.run(run_migrate(settings, args.source))
     if args.command == "sync":
         return asyncio.run(run_sync(settings))
     return run_bot(settings)

@@ -33,7 +33,7 @@ from bot.services.poller import Poller, PollerConfig
 from bot.services.ports import ChatPort
 from bot.services.presenter import CardContext
 from bot.settings import Settings
-from bot.storage import Store
+from bot.storage import DatabaseUrl, Store
 
 __all__ = ["assemble", "run_bot", "run_migrate", "run_sync", "serve"]
 
@@ -42,8 +42,8 @@ SHUTDOWN_GRACE_SECONDS = 8.0
 
 
 def media_dir(settings: Settings) -> Path:
-    """Temporary video files live beside the database, on the volume operators already mount and back up."""
-    return settings.database_path.parent / "media"
+    """Where temporary video files live (`MEDIA_DIR`; see `Settings.media_path`)."""
+    return settings.media_path
 
 
 @contextlib.asynccontextmanager
@@ -52,7 +52,7 @@ async def assemble(
 ) -> AsyncIterator[Reelbot]:
     """A ready-to-start bot with every part wired; closes all of them on exit."""
     point_discord_at(settings.discord_rest_base, settings.discord_gateway_url)
-    store = await Store.open(settings.database_path, clock=clock)
+    store = await Store.open(settings.database, clock=clock)
     downloader = MediaDownloader(allow_private_networks=settings.media_allow_private_networks)
     try:
         async with aiohttp.ClientSession() as session:
@@ -168,7 +168,11 @@ def _logging(settings: Settings) -> None:
     configure_logging(
         settings.log_level,
         settings.log_format,
-        secrets=(settings.discord_token.get_secret_value(), settings.aiml_api_key.get_secret_value()),
+        secrets=(
+            settings.discord_token.get_secret_value(),
+            settings.aiml_api_key.get_secret_value(),
+            *filter(None, [settings.database.password]),
+        ),
     )
 
 
@@ -177,11 +181,23 @@ def run_bot(settings: Settings) -> int:
     return asyncio.run(serve(settings))
 
 
-async def run_migrate(settings: Settings) -> int:
+async def run_migrate(settings: Settings, source: str | None = None) -> int:
+    """Bring the database up to date; with `source` (a SQLite URL), first move that database's contents into it."""
     _logging(settings)
-    store = await Store.open(settings.database_path)
-    await store.close()
-    print(f"reelbot: database {settings.database_path} is up to date")
+    from bot.storage.transfer import TargetNotEmpty, move_store
+
+    try:
+        if source is None:
+            store = await Store.open(settings.database)
+            await store.close()
+            print(f"reelbot: database {settings.database} is up to date")
+            return 0
+        copied = await move_store(DatabaseUrl.parse(source), settings.database)
+    except (ValueError, TargetNotEmpty, ConnectionError) as exc:  # messages name databases without passwords
+        print(f"reelbot: migrate: {exc}", file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{n} {table}" for table, n in copied.items())
+    print(f"reelbot: copied {counts} from {source} into {settings.database}")
     return 0
 
 

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.storage.url import Backend, DatabaseUrl
+
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
 
@@ -32,7 +34,10 @@ class Settings(BaseSettings):
     aiml_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.aimlapi.com")
     discord_api_base_url: AnyHttpUrl = AnyHttpUrl("https://discord.com/api/v10")
     discord_gateway_url: str | None = None
-    database_url: str = "sqlite:///data/bot.db"
+    database_url: SecretStr = SecretStr("sqlite:///data/bot.db")
+    """A secret because a PostgreSQL URL carries a password; read it through `database`, which redacts it."""
+    media_dir: Path | None = None
+    job_lease_seconds: float = Field(default=30, gt=0)
     video_model: str = Field(default="klingai/video-o1-reference-to-video", min_length=1)
     quota_default_limit: int = Field(default=5, ge=0)
     quota_window_hours: float = Field(default=24, gt=0)
@@ -53,7 +58,7 @@ class Settings(BaseSettings):
             return value
         return value.upper() if value.lower() in {"debug", "info", "warning", "error", "critical"} else value.lower()
 
-    @field_validator("discord_gateway_url", "dev_guild_id", "metrics_port", mode="before")
+    @field_validator("discord_gateway_url", "dev_guild_id", "metrics_port", "media_dir", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `FOO=` in an .env file means "not set", not "set to the empty string".
@@ -68,15 +73,29 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _sqlite_url(cls, value: str) -> str:
-        if not value.startswith("sqlite:///") or value == "sqlite:///":
-            raise ValueError("must look like sqlite:///relative/path.db or sqlite:////absolute/path.db")
+    def _database_url(cls, value: SecretStr) -> SecretStr:
+        DatabaseUrl.parse(value.get_secret_value())  # its messages never contain the URL
         return value
 
     @property
+    def database(self) -> DatabaseUrl:
+        """`DATABASE_URL`, parsed; prints with its password hidden."""
+        return DatabaseUrl.parse(self.database_url.get_secret_value())
+
+    @property
     def database_path(self) -> Path:
-        """The SQLite file named by `DATABASE_URL` (`sqlite:///data/bot.db` → `data/bot.db`)."""
-        return Path(self.database_url.removeprefix("sqlite:///"))
+        """The SQLite file named by `DATABASE_URL` (`sqlite:///data/bot.db` → `data/bot.db`); ValueError when
+        `DATABASE_URL` names PostgreSQL."""
+        return self.database.path
+
+    @property
+    def media_path(self) -> Path:
+        """Where videos wait between download and upload: `MEDIA_DIR`, or by default a `media` folder beside the
+        SQLite file (on the volume operators already mount and back up), or `data/media` with PostgreSQL."""
+        if self.media_dir is not None:
+            return self.media_dir
+        database = self.database
+        return database.path.parent / "media" if database.backend is Backend.SQLITE else Path("data/media")
 
     @property
     def quota_window_seconds(self) -> float:

@@ -72,3 +72,61 @@ def test_every_setting_is_documented_in_env_example_and_readme() -> None:
     for name in Settings.model_fields:
         assert f"\n{name.upper()}=" in example, name
         assert f"| `{name.upper()}` |" in readme, name
+
+
+PG_PASSWORD = "s3cret-Pg-pass"
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_database_url_selects_postgresql_and_never_shows_its_password(
+    monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DATABASE_URL", f"{scheme}://bot:{PG_PASSWORD}@db.internal:5433/reelbot")
+    s = load_settings()
+    assert s.database.backend.value == "postgresql"
+    assert s.database.dsn == f"postgresql://bot:{PG_PASSWORD}@db.internal:5433/reelbot"
+    assert s.database.password == PG_PASSWORD
+    assert str(s.database) == "postgresql://bot:***@db.internal:5433/reelbot"
+    for text in (repr(s), str(s), s.model_dump_json(), repr(s.database), f"{s.database}"):
+        assert PG_PASSWORD not in text
+    assert s.media_path == Path("data/media")
+    with pytest.raises(ValueError, match="no file"):
+        _ = s.database_path
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"mysql://bot:{PG_PASSWORD}@db/reelbot",
+        f"postgresql://bot:{PG_PASSWORD}@db:notaport/reelbot",
+        f"postgresql://bot:{PG_PASSWORD}@db:5432/",
+        f"postgresql://bot:{PG_PASSWORD}@:5432/reelbot",
+        "sqlite:///",
+    ],
+)
+def test_a_bad_database_url_is_named_without_echoing_it(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(SettingsError, match="DATABASE_URL") as caught:
+        load_settings()
+    assert PG_PASSWORD not in str(caught.value)
+
+
+def test_media_folder_and_job_lease(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DATABASE_URL", "sqlite:////srv/reelbot/bot.db")
+    monkeypatch.setenv("MEDIA_DIR", "")
+    s = load_settings()
+    assert s.media_path == Path("/srv/reelbot/media")  # beside the SQLite file, as before MEDIA_DIR existed
+    assert s.job_lease_seconds == 30
+    monkeypatch.setenv("MEDIA_DIR", "/scratch/videos")
+    monkeypatch.setenv("JOB_LEASE_SECONDS", "12.5")
+    s = load_settings()
+    assert (s.media_path, s.job_lease_seconds) == (Path("/scratch/videos"), 12.5)
+    monkeypatch.setenv("JOB_LEASE_SECONDS", "0")
+    with pytest.raises(SettingsError, match="JOB_LEASE_SECONDS"):
+        load_settings()

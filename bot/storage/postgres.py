@@ -31,7 +31,7 @@ from bot.storage.database import Connection, EventSignal, Row
 from bot.storage.schema import Migration, load_migrations
 from bot.storage.url import Backend, DatabaseUrl
 
-__all__ = ["JOBS_CHANNEL", "DatabaseUnavailable", "PostgresDatabase", "to_numbered"]
+__all__ = ["JOBS_CHANNEL", "DatabaseUnavailable", "PostgresDatabase", "TargetNotEmpty", "to_numbered"]
 
 log = logging.getLogger(__name__)
 
@@ -190,3 +190,36 @@ class PostgresDatabase:
             with contextlib.suppress(Exception):  # the connection may already be gone; closing is all that is left
                 await conn.remove_listener(JOBS_CHANNEL, heard)
             await conn.close()
+
+    async def import_tables(self, tables: Sequence[tuple[str, Sequence[str], list[tuple[Any, ...]]]]) -> None:
+        """Load whole tables (name, columns, rows; referenced tables first) into this empty database, in one
+        transaction, keeping every id; then move the id sequences past the copied ids.
+
+        Raises TargetNotEmpty, changing nothing, if any of the tables already has a row. The tables stay locked
+        for the whole copy, so a bot started meanwhile waits instead of writing between the check and the copy.
+        """
+        names = [name for name, _, _ in tables]
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(f"LOCK TABLE {', '.join(names)} IN ACCESS EXCLUSIVE MODE")
+            for name in names:
+                if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {name})"):
+                    raise TargetNotEmpty(
+                        f"the PostgreSQL database {self.url.redacted} already holds data (table {name}); "
+                        "moving into it would mix two histories, so nothing was copied"
+                    )
+            # Copied jobs keep the status they had; the trigger that makes every *new* job start queued would
+            # refuse them. Disabled inside this transaction only: no other session ever sees it off.
+            await conn.execute("ALTER TABLE jobs DISABLE TRIGGER jobs_insert_queued")
+            for name, columns, rows in tables:
+                if rows:
+                    await conn.copy_records_to_table(name, records=rows, columns=list(columns))
+            await conn.execute("ALTER TABLE jobs ENABLE TRIGGER jobs_insert_queued")
+            for name in ("jobs", "quota_ledger"):
+                await conn.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), COALESCE(MAX(id), 0) + 1, false)"
+                    f" FROM {name}"
+                )
+
+
+class TargetNotEmpty(Exception):
+    """`migrate --from` found data in the target database and copied nothing."""
