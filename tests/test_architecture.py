@@ -31,14 +31,15 @@ def test_core_never_imports_discord(path: Path) -> None:
 
 @pytest.mark.parametrize("path", _files("bot/domain"), ids=str)
 def test_domain_does_no_io(path: Path) -> None:
-    forbidden = {"aiohttp", "aiosqlite", "sqlite3", "asyncio", "socket", "bot.storage", "bot.provider"}
+    forbidden = {"aiohttp", "aiosqlite", "asyncpg", "sqlite3", "asyncio", "socket", "bot.storage", "bot.provider"}
     assert not _imports(path) & forbidden
 
 
 @pytest.mark.parametrize("path", _files("cogs"), ids=str)
 def test_cogs_never_touch_sql_or_the_provider(path: Path) -> None:
     imported = _imports(path)
-    assert not {m for m in imported if m in {"aiosqlite", "sqlite3", "aiohttp"} or m.startswith("bot.provider")}
+    drivers = {"aiosqlite", "asyncpg", "sqlite3", "aiohttp"}
+    assert not {m for m in imported if m in drivers or m.startswith("bot.provider")}
     assert "execute(" not in path.read_text(encoding="utf-8")
 
 
