@@ -1,6 +1,6 @@
 """The store: jobs, the quota ledger, quota and guild settings, on SQLite or PostgreSQL.
 
-    store = await Store.open(settings.database_url, clock=clock)   # "sqlite:///…", "postgresql://…" or a Path
+    store = await Store.open(settings.database, clock=clock)   # or a "sqlite:///…" or "postgresql://…" URL, or a Path
     try:
         ...
     finally:
