@@ -14,7 +14,8 @@ import pytest
 
 from bot.domain.clock import FakeClock
 from bot.domain.jobs import FailureKind, JobStatus, Reference
-from bot.storage import NewJob, QuotaRequest, Reserved, Store
+from bot.storage import Backend, NewJob, QuotaRequest, Reserved, Store
+from bot.storage.schema import load_migrations
 from tests.pg import PASSWORD, PostgresCluster, RawRefused, RawSql
 
 pytestmark = pytest.mark.timeout(120)
@@ -171,3 +172,20 @@ async def test_wrong_kinds_of_database_are_explained(tmp_path: Path, postgres: P
     assert code == 1
     code, out = await migrate(tmp_path, target, "run", "--from", "sqlite:///bot.db")
     assert (code, "--from goes with the migrate command" in out) == (2, True)
+
+
+async def test_migrate_brings_an_empty_postgresql_database_up_to_date(
+    tmp_path: Path, postgres: PostgresCluster
+) -> None:
+    target = postgres.new_database(migrated=False)
+    code, out = await migrate(tmp_path, target, "migrate")
+    assert code == 0, out
+    assert "postgresql://reelbot:***@127.0.0.1" in out
+    assert "up to date" in out
+    assert PASSWORD not in out
+    raw = RawSql(target)
+    try:
+        [(version,)] = await raw.fetch("SELECT MAX(version) FROM schema_version")
+    finally:
+        await raw.close()
+    assert version == len(load_migrations(Backend.POSTGRESQL))
