@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -223,22 +222,12 @@ class Env:
         return sum(1 for r in self.sim.requests if r.method == "POST")
 
 
-class WallClock(FakeClock):
-    """Real time (for tests of the `run()` loop, which sleeps for real), still movable by `advance`."""
-
-    def __init__(self) -> None:
-        super().__init__(0.0)  # `now` is the offset added to the wall clock
-
-    def __call__(self) -> float:
-        return time.time() + self.now
-
-
 @contextlib.asynccontextmanager
 async def make_env(
     tmp: Path, script: JobScript | None = None, *, real_time: bool = False, **config: Any
 ) -> AsyncIterator[Env]:
     async with contextlib.AsyncExitStack() as stack:
-        clock = WallClock() if real_time else FakeClock()
+        clock = FakeClock.real_time() if real_time else FakeClock()  # real time: the `run()` loop sleeps for real
         store = await Store.open(tmp / "db" / "reelbot.db", clock=clock)
         stack.push_async_callback(store.close)
         sim = AimlSimulator(
