@@ -1,5 +1,5 @@
-"""CONTRACT.md's behaviours, end to end: real discord.py against the Discord simulator, the real provider client
-against the AI/ML API simulator, a real SQLite file and the real poller."""
+"""The promises of docs/architecture.md, end to end: real discord.py against the Discord simulator, the real
+provider client against the AI/ML API simulator, a real SQLite file and the real poller."""
 
 from __future__ import annotations
 
