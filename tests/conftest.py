@@ -2,6 +2,7 @@
 
 `clock` and `store` are what most unit tests of the store and the services start from: one `FakeClock` (the only
 fake clock; see bot/domain/clock.py) and a real, migrated SQLite file in the test's own folder, stamped by it.
+`intake` is the member-facing service over that store, at the settings' default quota numbers.
 """
 
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.domain.clock import FakeClock
+from bot.services.intake import Intake, QuotaPolicy
 from bot.storage import Store
 
 pytest_plugins = ["tests.e2e_world"]
@@ -27,3 +29,9 @@ async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture
+def intake(store: Store, clock: FakeClock) -> Intake:
+    policy = QuotaPolicy(default_limit=5, window_seconds=86_400, max_active=2)
+    return Intake(store, model="klingai/video-o1-reference-to-video", policy=policy, clock=clock)

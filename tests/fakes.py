@@ -23,15 +23,17 @@ from pydantic import SecretStr
 
 from bot.domain.clock import FakeClock
 from bot.domain.jobs import Job, JobStatus, Reference
+from bot.domain.validation import ImageMeta
 from bot.provider.client import AimlClient
 from bot.provider.download import MediaDownloader
+from bot.services.intake import VideoRequest
 from bot.services.poller import OnChange, Poller, PollerConfig
 from bot.services.ports import ChatError, ProviderPort
 from bot.services.presenter import Card
 from bot.sim.aimlapi import AimlSimulator, JobScript
 from bot.storage import NewJob, QuotaRequest, Reserved, Store
 
-__all__ = ["Env", "FakeChat", "Post", "make_env"]
+__all__ = ["Env", "FakeChat", "Post", "attachments", "make_env", "references", "video_request"]
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
@@ -151,6 +153,44 @@ def references(n: int = 2) -> tuple[Reference, ...]:
         Reference(f"https://cdn.example.test/att/{i}/ref{i}.png", f"ref{i}.png", "image/png", 50_000, 1024, 768)
         for i in range(1, n + 1)
     )
+
+
+def attachments(n: int = 2, **meta: Any) -> tuple[tuple[ImageMeta, str], ...]:
+    """`n` attached images as Discord describes them (valid unless `meta` overrides a field), with their URLs."""
+    values: dict[str, Any] = {"content_type": "image/png", "size": 50_000, "width": 1024, "height": 768}
+    values.update(meta)
+    return tuple(
+        (
+            ImageMeta(
+                i,
+                values.get("filename", f"ref{i}.png"),
+                values["content_type"],
+                values["size"],
+                values["width"],
+                values["height"],
+            ),
+            f"https://cdn.example.test/att/{i}/ref{i}.png",
+        )
+        for i in range(1, n + 1)
+    )
+
+
+def video_request(**fields: Any) -> VideoRequest:
+    """A `/video` as Discord describes it: valid unless `fields` say otherwise."""
+    values: dict[str, Any] = {
+        "guild_id": GUILD,
+        "channel_id": CHANNEL,
+        "user_id": USER,
+        "role_ids": (),
+        "prompt": "the fox from image 1 runs through the forest of image 2",
+        "images": attachments(2),
+        "duration": 5,
+        "aspect_ratio": "16:9",
+        "attachment_ids": (700, 701),
+    }
+    if "images" in fields and "attachment_ids" not in fields:
+        values["attachment_ids"] = ()
+    return VideoRequest(**{**values, **fields})
 
 
 @dataclass
