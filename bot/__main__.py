@@ -1,6 +1,7 @@
 """Command line: `python -m bot [run|demo|sync|migrate]`.
 
-This is the composition root: the only place that reads settings, builds the parts and wires them together.
+Parses the command, loads the settings (a bad one stops here with one line and exit status 2) and hands over
+to bot/runner.py, which builds and wires the parts.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
-"""The bot: a `commands.Bot` built from its parts (constructor injection), extensions loaded in `setup_hook`,
-the poller owned here (not by a cog), and one error handler for every slash command.
+"""The bot: a `commands.Bot` handed its parts by `bot.runner.assemble` (constructor injection), the card
+buttons registered and the extensions (cogs) loaded in `setup_hook`, the poller owned here (not by a cog), and
+one error handler for every slash command.
+
+Cogs and buttons reach the services through the bot (`bot.intake`, `bot.card_controls`, `bot.moderators`);
+none of them touches the store or another cog.
 """
 
 from __future__ import annotations
@@ -14,36 +18,31 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.card_buttons import DYNAMIC_ITEMS, card_view
 from bot.chat import DiscordChat
 from bot.commands_sync import sync_commands
+from bot.discord_ui import reply_ephemeral
 from bot.metrics import Metrics
+from bot.services.card_controls import CardControls
 from bot.services.intake import Intake
+from bot.services.moderator_actions import ModeratorActions
 from bot.services.poller import Poller
 from bot.services.ports import ChatPort
 from bot.services.tasks import BackgroundTasks
 from bot.settings import Settings
 from bot.storage import Store
 
-__all__ = ["EXTENSIONS", "Reelbot", "StartupOptions", "reply_ephemeral"]
+__all__ = ["EXTENSIONS", "Reelbot", "StartupOptions"]
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.video", "cogs.quota", "cogs.controls", "cogs.moderation", "cogs.jobs")
+EXTENSIONS = ("cogs.video", "cogs.quota", "cogs.jobs", "cogs.moderation", "cogs.modlog")
 
 
 @dataclass
 class StartupOptions:
     sync_commands: bool = True
     start_poller: bool = True
-
-
-async def reply_ephemeral(interaction: discord.Interaction[Any], content: str) -> None:
-    """Answer privately, whether or not the interaction was already acknowledged."""
-    mentions = discord.AllowedMentions.none()
-    if interaction.response.is_done():
-        await interaction.followup.send(content, ephemeral=True, allowed_mentions=mentions)
-    else:
-        await interaction.response.send_message(content, ephemeral=True, allowed_mentions=mentions)
 
 
 # Reelbot never joins voice: silence discord.py's start-up warnings about the missing voice libraries.
@@ -58,6 +57,8 @@ class Reelbot(commands.Bot):
         settings: Settings,
         store: Store,
         intake: Intake,
+        card_controls: CardControls,
+        moderators: ModeratorActions,
         poller_factory: Callable[[ChatPort], Poller],
         options: StartupOptions | None = None,
         metrics: Metrics | None = None,
@@ -73,10 +74,12 @@ class Reelbot(commands.Bot):
             help_command=None,
         )
         self.settings = settings
-        self.store = store
+        self.store = store  # for the operator's side (health checks, metrics, command sync), never for cogs
         self.intake = intake
+        self.card_controls = card_controls
+        self.moderators = moderators
         self.metrics = metrics or Metrics()  # scraped only when METRICS_PORT is set
-        self.chat = DiscordChat(self)
+        self.chat = DiscordChat(self, card_view)
         self.poller: Poller = poller_factory(self.chat)
         # Status changes become the `job_changed` event, so cogs (mod-log, card buttons) can follow jobs.
         self.poller.add_listener(self._dispatch_job_changed)
@@ -88,6 +91,8 @@ class Reelbot(commands.Bot):
         self.dispatch("job_changed", job)
 
     async def setup_hook(self) -> None:
+        # The buttons belong to the bot, not to a cog: every card gets them, whatever extensions are loaded.
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         # Both run in the background: a rate-limited command sync (discord.py waits out an exhausted bucket)

@@ -48,14 +48,10 @@ def _chat_error(exc: discord.HTTPException) -> ChatError:
 class DiscordChat:
     """`ChatPort` over a logged-in discord.py client."""
 
-    def __init__(self, client: discord.Client) -> None:
+    def __init__(self, client: discord.Client, card_view: Callable[[Card], discord.ui.View]) -> None:
         self._client = client
-        self.card_view: Callable[[Card], discord.ui.View] | None = None
-        """Builds a card's buttons from `card.actions` (set by the controls cog); None leaves them as they are."""
-
-    def view(self, card: Card) -> discord.ui.View:
-        """The card's buttons (an empty view when no builder is set)."""
-        return self.card_view(card) if self.card_view is not None else discord.ui.View(timeout=None)
+        self.view = card_view
+        """Builds a card's buttons from `card.actions` (an empty view removes them)."""
 
     def upload_limit(self, guild_id: int) -> int:
         guild = self._client.get_guild(guild_id)
@@ -100,10 +96,7 @@ class DiscordChat:
     async def update_card(self, channel_id: int, message_id: int, card: Card) -> None:
         try:
             message = self._channel(channel_id).get_partial_message(message_id)
-            if self.card_view is not None:
-                await message.edit(embed=card_embed(card), view=self.card_view(card))
-            else:
-                await message.edit(embed=card_embed(card))
+            await message.edit(embed=card_embed(card), view=self.view(card))
         except discord.HTTPException as exc:
             raise _chat_error(exc) from None
 

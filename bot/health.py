@@ -3,6 +3,9 @@
 `/healthz` answers 200 only when every check passes — the database answers, the Discord gateway is connected,
 the poller is alive — and 503 otherwise, with a small JSON body that says which check failed. Checks are plain
 async callables so this module knows nothing about discord.py and tests can hand in their own.
+
+`/metrics` is prometheus-client's own aiohttp handler (format negotiated from the scraper's `Accept` header,
+compression from `Accept-Encoding`), after the gauges read at scrape time are refreshed.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
 
-from bot.metrics import CONTENT_TYPE, Metrics
+from bot.metrics import Metrics
 
 __all__ = [
     "Check",
@@ -122,6 +126,7 @@ class HealthServer:
         before_scrape: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._metrics = metrics
+        self._export = make_aiohttp_handler(metrics.exported)
         self._checks = dict(checks)
         self._host = host
         self._port = port
@@ -169,13 +174,13 @@ class HealthServer:
         }
         return web.json_response(body, status=200 if healthy else 503)
 
-    async def _metrics_page(self, request: web.Request) -> web.Response:
+    async def _metrics_page(self, request: web.Request) -> web.StreamResponse:
         for name, result in (await self.run_checks()).items():
-            self._metrics.health.set(1 if result.ok else 0, check=name)
+            self._metrics.health.labels(check=name).set(1 if result.ok else 0)
         if self._before_scrape is not None:
             try:
                 await asyncio.wait_for(self._before_scrape(), CHECK_TIMEOUT)
             except Exception:
                 # Stale gauges beat no metrics at all: the counters are still right.
                 log.warning("could not refresh metrics before a scrape", exc_info=True)
-        return web.Response(body=self._metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
+        return await self._export(request)

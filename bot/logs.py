@@ -1,24 +1,23 @@
 """Logging set-up: plain text or one JSON object per line, job ids attached, secrets scrubbed.
 
 Secrets are scrubbed at the handler, not at each call site, so a secret that slips into an exception message
-or a third-party library's log line (discord.py and aiohttp log URLs and headers at DEBUG) is still hidden.
+or a third-party library's log line (discord.py and aiohttp log URLs and headers at DEBUG) is still hidden. No
+logging library does that part, so it is ours (`SecretFilter`); the JSON lines are python-json-logger's.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["JsonFormatter", "SecretFilter", "configure_logging", "job_extra"]
+from pythonjsonlogger.json import JsonFormatter
+
+__all__ = ["SecretFilter", "configure_logging", "job_extra", "json_formatter"]
 
 REDACTED = "[redacted]"
-
-# Attributes every LogRecord has; anything else was passed through `extra=` and belongs in the JSON line.
-_STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
 def job_extra(job_id: int | None, **fields: Any) -> dict[str, Any]:
@@ -68,30 +67,22 @@ class TextFormatter(logging.Formatter):
         return text
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line with the `extra=` fields at the top level (`LOG_FORMAT=json`)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                entry[key] = value
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self.formatException(record.exc_info)
-        if record.exc_text:
-            entry["exception"] = record.exc_text
-        return json.dumps(entry, default=str, ensure_ascii=False)
+def json_formatter() -> logging.Formatter:
+    """One JSON object per line (`LOG_FORMAT=json`): `time` (UTC, ISO 8601), `level`, `logger`, `message`, the
+    `extra=` fields (such as `job_id`) at the top level, and `exception` with the traceback when there is one."""
+    return JsonFormatter(
+        "{levelname}{name}{message}",
+        style="{",
+        rename_fields={"levelname": "level", "name": "logger", "exc_info": "exception"},
+        timestamp="time",
+        json_ensure_ascii=False,
+    )
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[str] = ()) -> None:
     """Route all logging (ours, discord.py's, aiohttp's) to stderr in the chosen format, secrets scrubbed."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(json_formatter() if fmt == "json" else TextFormatter())
     handler.addFilter(SecretFilter(secrets))
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -1,7 +1,9 @@
-"""Assembling the parts and running them: the bot, the store, the provider client, the poller.
+"""The composition root: building the parts from settings, wiring them together, and running them.
 
-`assemble()` is the one place that builds a working Reelbot from settings; `python -m bot`, the demo and the
-end-to-end tests all go through it, so they run the same wiring.
+`assemble()` is the one place that decides which parts a working Reelbot is made of (the store, the provider
+client, the services, the poller, the bot) and hands each its dependencies; `python -m bot`, the demo, the
+benchmarks and the end-to-end tests all go through it, so they run the same wiring. The parts themselves
+build nothing of their own beyond what is theirs (the bot's own Discord adapter, `DiscordChat`).
 """
 
 from __future__ import annotations
@@ -21,17 +23,16 @@ from bot.app import Reelbot, StartupOptions
 from bot.commands_sync import sync_commands
 from bot.discord_endpoints import point_discord_at
 from bot.domain.clock import Clock, system_clock
-from bot.domain.jobs import Job
 from bot.health import HealthServer, database_check, gateway_check, poller_check
 from bot.logs import configure_logging
 from bot.metrics import MeteredProvider, Metrics, job_observer
 from bot.provider.client import AimlClient
 from bot.provider.download import MediaDownloader
+from bot.services.card_controls import CardControls
 from bot.services.intake import Intake, QuotaPolicy
-from bot.services.moderation import estimate_context
+from bot.services.moderator_actions import ModeratorActions
 from bot.services.poller import Poller, PollerConfig
 from bot.services.ports import ChatPort
-from bot.services.presenter import CardContext
 from bot.settings import Settings
 from bot.storage import DatabaseUrl, Store
 
@@ -66,13 +67,10 @@ async def assemble(
                     window_seconds=settings.quota_window_seconds,
                     max_active=settings.max_active_jobs_per_user,
                 ),
+                clock=clock,
             )
+            moderators = ModeratorActions(store, intake, default_limit=settings.quota_default_limit, clock=clock)
             config = PollerConfig.from_settings(settings, media_dir(settings))
-
-            async def card_context(job: Job) -> CardContext:
-                # The member's roles were stored with the job, so the card keeps showing their real allowance.
-                quota = await intake.quota(job.guild_id, job.user_id, job.role_ids)
-                return await estimate_context(store, job, quota=quota, now=clock())
 
             def make_poller(chat: ChatPort) -> Poller:
                 return Poller(
@@ -83,13 +81,15 @@ async def assemble(
                     config=config,
                     clock=clock,
                     on_change=job_observer(metrics, store.jobs.is_free),
-                    card_context=card_context,
+                    card_context=intake.owner_card_context,
                 )
 
             bot = Reelbot(
                 settings=settings,
                 store=store,
                 intake=intake,
+                card_controls=CardControls(store, intake),
+                moderators=moderators,
                 poller_factory=make_poller,
                 options=options,
                 metrics=metrics,

@@ -1,7 +1,7 @@
 """Reelbot's settings, read from the environment and from `.env` in the working directory.
 
-The names are part of the public interface (see CONTRACT.md): operators put them in `.env` files, Docker and
-compose files, so they never change. There is no module-level instance: the composition root builds one and
+The names are part of the public interface (docs/operations.md, "Settings"): operators put them in `.env` files,
+Docker and compose files, so they never change. There is no module-level instance: the composition root builds one and
 hands it down, which keeps tests free to build their own.
 """
 
@@ -19,7 +19,9 @@ __all__ = ["Settings", "SettingsError", "load_settings"]
 
 
 class Settings(BaseSettings):
-    """Every setting of CONTRACT.md, validated. Secrets are `SecretStr` so a repr never shows them."""
+    """Every setting of the bot (docs/operations.md lists them), validated.
+
+    Secrets are `SecretStr` so a repr never shows them."""
 
     model_config = SettingsConfigDict(
         env_file=".env",

@@ -6,32 +6,20 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import Reelbot, reply_ephemeral
-from bot.domain.jobs import Job, JobStatus
+from bot.app import Reelbot
+from bot.discord_ui import member_role_ids, reply_ephemeral
+from bot.domain.jobs import Job
 from bot.domain.text import shorten
-from bot.services.presenter import quota_lines
-from cogs.quota import member_role_ids
+from bot.services.presenter import quota_lines, status_label
 
 __all__ = ["JobsCog", "job_line"]
-
-_ICON = {
-    JobStatus.QUEUED: "⏳ queued",
-    JobStatus.SUBMITTING: "⏳ starting",
-    JobStatus.GENERATING: "🎬 generating",
-    JobStatus.DOWNLOADING: "📦 finishing",
-    JobStatus.DELIVERING: "📦 finishing",
-    JobStatus.DELIVERED: "✅ delivered",
-    JobStatus.FAILED: "❌ failed, refunded",
-    JobStatus.CANCELLED: "🚫 cancelled, refunded",
-    JobStatus.EXPIRED: "⌛ timed out, refunded",
-}
 
 
 def job_line(job: Job) -> str:
     """One job: number, status, when, where (the thread, else the channel), and the start of the prompt."""
     where = f"<#{job.thread_id}>" if job.thread_id else f"<#{job.channel_id}>"
     prompt = shorten(" ".join(job.prompt.split()), 60).replace("`", "'")
-    return f"**#{job.id}** {_ICON[job.status]} <t:{int(job.created_at)}:R> in {where} — `{prompt}`"
+    return f"**#{job.id}** {status_label(job)} <t:{int(job.created_at)}:R> in {where} — `{prompt}`"
 
 
 class JobsCog(commands.Cog):
@@ -43,7 +31,7 @@ class JobsCog(commands.Cog):
     async def jobs(self, interaction: discord.Interaction[Reelbot]) -> None:
         """Your latest videos on this server, their status and where they are."""
         assert interaction.guild_id is not None
-        jobs = await self.bot.store.jobs.list_for_user(interaction.guild_id, interaction.user.id, limit=10)
+        jobs = await self.bot.intake.recent_jobs(interaction.guild_id, interaction.user.id)
         status = await self.bot.intake.quota(
             interaction.guild_id, interaction.user.id, member_role_ids(interaction.user)
         )

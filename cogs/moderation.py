@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import io
 import logging
-import time
 from datetime import UTC, datetime
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import Reelbot, reply_ephemeral
+from bot.app import Reelbot
+from bot.discord_ui import is_moderator, member_role_ids, post_modlog_line, reply_ephemeral
+from bot.domain.quotas import QuotaStatus
 from bot.domain.text import escape_markdown
 from bot.services.modlog import action_text
-from bot.services.usage import build_report, report_csv, summary_lines
-from cogs.controls import ControlsCog, is_moderator
-from cogs.quota import member_role_ids
+from bot.services.usage import report_csv, summary_lines
 
 __all__ = ["ModerationCog"]
 
@@ -41,6 +40,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
 
     def __init__(self, bot: Reelbot) -> None:
         self.bot = bot
+        self.actions = bot.moderators
         super().__init__()
 
     async def interaction_check(self, interaction: discord.Interaction[Reelbot]) -> bool:  # type: ignore[override]
@@ -60,13 +60,11 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def _done(self, interaction: discord.Interaction[Reelbot], what: str, reason: str | None) -> None:
         """Tell the moderator what changed (privately) and log it in the mod-log channel."""
         await reply_ephemeral(interaction, f"Done: {what}." + (f" Reason: {escape_markdown(reason)}" if reason else ""))
-        cog = self.bot.get_cog(ControlsCog.__cog_name__)
-        if isinstance(cog, ControlsCog):
-            await cog.post_modlog_action(self._gid(interaction), action_text(interaction.user.id, what, reason))
+        await post_modlog_line(self.bot, self._gid(interaction), action_text(interaction.user.id, what, reason))
         log.info("moderator %s in guild %s: %s", interaction.user.id, interaction.guild_id, what)
 
-    async def _quota_line(self, interaction: discord.Interaction[Reelbot], member: discord.abc.User) -> str:
-        status = await self.bot.intake.quota(self._gid(interaction), member.id, member_role_ids(member))
+    @staticmethod
+    def _quota_line(member: discord.abc.User, status: QuotaStatus) -> str:
         blocked = ", blocked" if status.blocked else ""
         total = status.limit + status.granted
         return f"{member.mention} now has **{status.remaining}** of **{total}** videos left{blocked}"
@@ -82,12 +80,17 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         videos: Videos,
         reason: Reason | None = None,
     ) -> None:
-        await self.bot.store.quotas.set_member_limit(
-            self._gid(interaction), member.id, videos, actor_id=interaction.user.id, reason=reason
+        status = await self.actions.set_member_limit(
+            self._gid(interaction),
+            member.id,
+            videos,
+            member_role_ids(member),
+            actor_id=interaction.user.id,
+            reason=reason,
         )
         await self._done(
             interaction,
-            f"set {member.mention}'s limit to {videos} per window; " + await self._quota_line(interaction, member),
+            f"set {member.mention}'s limit to {videos} per window; " + self._quota_line(member, status),
             reason,
         )
 
@@ -96,11 +99,16 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def clear(
         self, interaction: discord.Interaction[Reelbot], member: discord.Member, reason: Reason | None = None
     ) -> None:
-        await self.bot.store.quotas.set_member_limit(
-            self._gid(interaction), member.id, None, actor_id=interaction.user.id, reason=reason
+        status = await self.actions.set_member_limit(
+            self._gid(interaction),
+            member.id,
+            None,
+            member_role_ids(member),
+            actor_id=interaction.user.id,
+            reason=reason,
         )
         await self._done(
-            interaction, f"cleared {member.mention}'s own limit; " + await self._quota_line(interaction, member), reason
+            interaction, f"cleared {member.mention}'s own limit; " + self._quota_line(member, status), reason
         )
 
     @app_commands.command(name="reset", description="Start a member's window afresh (past videos stop counting)")
@@ -108,12 +116,10 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def reset(
         self, interaction: discord.Interaction[Reelbot], member: discord.Member, reason: Reason | None = None
     ) -> None:
-        await self.bot.store.quotas.reset(
-            self._gid(interaction), member.id, actor_id=interaction.user.id, reason=reason
+        status = await self.actions.reset(
+            self._gid(interaction), member.id, member_role_ids(member), actor_id=interaction.user.id, reason=reason
         )
-        await self._done(
-            interaction, f"reset {member.mention}'s window; " + await self._quota_line(interaction, member), reason
-        )
+        await self._done(interaction, f"reset {member.mention}'s window; " + self._quota_line(member, status), reason)
 
     @app_commands.command(name="grant", description="Give a member extra videos for the current window")
     @app_commands.describe(member="The member", videos="Extra videos", reason=REASON_HELP)
@@ -124,12 +130,17 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         videos: app_commands.Range[int, 1, 1000],
         reason: Reason | None = None,
     ) -> None:
-        await self.bot.store.quotas.grant(
-            self._gid(interaction), member.id, videos, actor_id=interaction.user.id, reason=reason
+        status = await self.actions.grant(
+            self._gid(interaction),
+            member.id,
+            videos,
+            member_role_ids(member),
+            actor_id=interaction.user.id,
+            reason=reason,
         )
         await self._done(
             interaction,
-            f"granted {member.mention} {videos} extra video(s); " + await self._quota_line(interaction, member),
+            f"granted {member.mention} {videos} extra video(s); " + self._quota_line(member, status),
             reason,
         )
 
@@ -138,9 +149,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def block(
         self, interaction: discord.Interaction[Reelbot], member: discord.Member, reason: Reason | None = None
     ) -> None:
-        await self.bot.store.quotas.block(
-            self._gid(interaction), member.id, actor_id=interaction.user.id, reason=reason
-        )
+        await self.actions.block(self._gid(interaction), member.id, actor_id=interaction.user.id, reason=reason)
         await self._done(interaction, f"blocked {member.mention} from starting videos", reason)
 
     @app_commands.command(name="unblock", description="Let a blocked member start videos again")
@@ -148,19 +157,15 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def unblock(
         self, interaction: discord.Interaction[Reelbot], member: discord.Member, reason: Reason | None = None
     ) -> None:
-        await self.bot.store.quotas.unblock(
-            self._gid(interaction), member.id, actor_id=interaction.user.id, reason=reason
+        status = await self.actions.unblock(
+            self._gid(interaction), member.id, member_role_ids(member), actor_id=interaction.user.id, reason=reason
         )
-        await self._done(
-            interaction, f"unblocked {member.mention}; " + await self._quota_line(interaction, member), reason
-        )
+        await self._done(interaction, f"unblocked {member.mention}; " + self._quota_line(member, status), reason)
 
     @app_commands.command(name="check", description="A member's allowance and their latest ledger rows")
     @app_commands.describe(member="The member")
     async def check(self, interaction: discord.Interaction[Reelbot], member: discord.Member) -> None:
-        gid = self._gid(interaction)
-        status = await self.bot.intake.quota(gid, member.id, member_role_ids(member))
-        rows = await self.bot.store.quotas.ledger(gid, user_id=member.id, limit=10)
+        status, rows = await self.actions.member_record(self._gid(interaction), member.id, member_role_ids(member))
         lines = [
             f"{member.mention}: used **{status.used}** of **{status.limit}**"
             + (f" (+{status.granted} granted)" if status.granted else "")
@@ -187,7 +192,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         videos: Videos | None = None,
         reason: Reason | None = None,
     ) -> None:
-        await self.bot.store.quotas.set_role_limit(
+        await self.actions.set_role_limit(
             self._gid(interaction), role.id, videos, actor_id=interaction.user.id, reason=reason
         )
         what = (
@@ -202,14 +207,13 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def default(
         self, interaction: discord.Interaction[Reelbot], videos: Videos | None = None, reason: Reason | None = None
     ) -> None:
-        await self.bot.store.quotas.set_guild_default(
+        now = await self.actions.set_guild_default(
             self._gid(interaction), videos, actor_id=interaction.user.id, reason=reason
         )
-        fallback = self.bot.settings.quota_default_limit
         what = (
-            f"set the server default to {videos} per window"
+            f"set the server default to {now} per window"
             if videos is not None
-            else f"reset the server default to the bot's {fallback} per window"
+            else f"reset the server default to the bot's {now} per window"
         )
         await self._done(interaction, what, reason)
 
@@ -218,17 +222,13 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     @app_commands.command(name="pause", description="Stop all new videos on this server (running ones finish)")
     @app_commands.describe(reason=REASON_HELP)
     async def pause(self, interaction: discord.Interaction[Reelbot], reason: Reason | None = None) -> None:
-        await self.bot.store.guilds.update(
-            self._gid(interaction), actor_id=interaction.user.id, reason=reason, paused=True
-        )
+        await self.actions.set_paused(self._gid(interaction), True, actor_id=interaction.user.id, reason=reason)
         await self._done(interaction, "paused video generation on this server (running jobs still finish)", reason)
 
     @app_commands.command(name="resume", description="Allow new videos again")
     @app_commands.describe(reason=REASON_HELP)
     async def resume(self, interaction: discord.Interaction[Reelbot], reason: Reason | None = None) -> None:
-        await self.bot.store.guilds.update(
-            self._gid(interaction), actor_id=interaction.user.id, reason=reason, paused=False
-        )
+        await self.actions.set_paused(self._gid(interaction), False, actor_id=interaction.user.id, reason=reason)
         await self._done(interaction, "resumed video generation on this server", reason)
 
     @app_commands.command(name="price", description="Price per second of video, for cost estimates (empty clears)")
@@ -236,9 +236,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def price(
         self, interaction: discord.Interaction[Reelbot], usd_per_second: app_commands.Range[float, 0, 100] | None = None
     ) -> None:
-        await self.bot.store.guilds.update(
-            self._gid(interaction), actor_id=interaction.user.id, price_per_second=usd_per_second
-        )
+        await self.actions.set_price(self._gid(interaction), usd_per_second, actor_id=interaction.user.id)
         what = (
             "cleared the price (reports show no cost)"
             if usd_per_second is None
@@ -251,8 +249,8 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def modlog(
         self, interaction: discord.Interaction[Reelbot], channel: discord.TextChannel | None = None
     ) -> None:
-        await self.bot.store.guilds.update(
-            self._gid(interaction), actor_id=interaction.user.id, mod_log_channel_id=channel.id if channel else None
+        await self.actions.set_mod_log(
+            self._gid(interaction), channel.id if channel else None, actor_id=interaction.user.id
         )
         what = f"set the mod-log channel to {channel.mention}" if channel else "turned the mod-log off"
         await self._done(interaction, what, None)
@@ -260,8 +258,8 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     @app_commands.command(name="modrole", description="A role whose members may also use /videomod and moderate jobs")
     @app_commands.describe(role="The moderator role; leave empty to rely on Manage Server only")
     async def modrole(self, interaction: discord.Interaction[Reelbot], role: discord.Role | None = None) -> None:
-        await self.bot.store.guilds.update(
-            self._gid(interaction), actor_id=interaction.user.id, moderator_role_id=role.id if role else None
+        await self.actions.set_moderator_role(
+            self._gid(interaction), role.id if role else None, actor_id=interaction.user.id
         )
         what = (
             f"made {role.mention} a moderator role "
@@ -278,7 +276,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def channels_allow(
         self, interaction: discord.Interaction[Reelbot], channel: discord.TextChannel, reason: Reason | None = None
     ) -> None:
-        config = await self.bot.store.guilds.allow_channel(
+        config = await self.actions.allow_channel(
             self._gid(interaction), channel.id, actor_id=interaction.user.id, reason=reason
         )
         await self._done(
@@ -292,7 +290,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def channels_disallow(
         self, interaction: discord.Interaction[Reelbot], channel: discord.TextChannel, reason: Reason | None = None
     ) -> None:
-        config = await self.bot.store.guilds.disallow_channel(
+        config = await self.actions.disallow_channel(
             self._gid(interaction), channel.id, actor_id=interaction.user.id, reason=reason
         )
         await self._done(
@@ -301,7 +299,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
 
     @channels.command(name="list", description="Where /video may be used")
     async def channels_list(self, interaction: discord.Interaction[Reelbot]) -> None:
-        config = await self.bot.store.guilds.get(self._gid(interaction))
+        config = await self.actions.settings(self._gid(interaction))
         state = " Video generation is **paused**." if config.paused else ""
         await reply_ephemeral(interaction, f"/video is allowed in: {_places(config.allowed_channel_ids)}.{state}")
 
@@ -315,9 +313,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         self, interaction: discord.Interaction[Reelbot], days: app_commands.Range[int, 1, 366] = 7
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        until = time.time()
-        since = until - days * 86400
-        report = await build_report(self.bot.store, self._gid(interaction), since, until)
+        report = await self.actions.report(self._gid(interaction), days)
         embed = discord.Embed(
             title=f"Video usage, last {days} day(s)",
             description="\n".join(summary_lines(report, lambda uid: f"<@{uid}>"))[:4000],
@@ -330,7 +326,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
             member = guild.get_member(uid) if guild else None
             return member.display_name if member else ""
 
-        stamp = datetime.fromtimestamp(until, UTC).strftime("%Y%m%d")
+        stamp = datetime.fromtimestamp(report.until, UTC).strftime("%Y%m%d")
         file = discord.File(io.BytesIO(report_csv(report, name)), filename=f"video-usage-{days}d-{stamp}.csv")
         await interaction.followup.send(embed=embed, file=file, ephemeral=True)
 

@@ -6,14 +6,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import Reelbot, reply_ephemeral
+from bot.app import Reelbot
+from bot.discord_ui import member_role_ids, reply_ephemeral
 from bot.services.presenter import quota_lines
 
-__all__ = ["QuotaCog", "member_role_ids"]
-
-
-def member_role_ids(user: discord.abc.User) -> tuple[int, ...]:
-    return tuple(role.id for role in user.roles) if isinstance(user, discord.Member) else ()
+__all__ = ["QuotaCog"]
 
 
 class QuotaCog(commands.Cog):

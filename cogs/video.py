@@ -13,19 +13,17 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import Reelbot, reply_ephemeral
+from bot.app import Reelbot
 from bot.chat import card_embed
-from bot.domain.jobs import FailureKind, Job, JobStatus
+from bot.discord_ui import ASPECTS, member_role_ids, reply_ephemeral, start_thread
 from bot.domain.quotas import Refusal
 from bot.domain.validation import MAX_PROMPT_CHARS, ImageMeta, problems_message
 from bot.logs import job_extra
 from bot.services.intake import Invalid, VideoRequest
-from bot.services.moderation import estimate_context
-from bot.services.presenter import quota_lines, render_card, thread_name
+from bot.services.presenter import quota_lines, render_card
 from bot.storage import Refused
-from cogs.quota import member_role_ids
 
-__all__ = ["VideoCog", "abandon", "start_thread", "thread_problem"]
+__all__ = ["VideoCog", "thread_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +41,6 @@ DURATION_CHOICES: list[app_commands.Choice[int | float | str]] = [
     app_commands.Choice(name="5 seconds", value=5),
     app_commands.Choice(name="10 seconds", value=10),
 ]
-ASPECTS = (("16:9", "16:9 landscape"), ("9:16", "9:16 portrait"), ("1:1", "1:1 square"))
-"""Each shape a member can pick (`/video` and the card's aspect switch): its value and its label."""
 ASPECT_CHOICES: list[app_commands.Choice[int | float | str]] = [
     app_commands.Choice(name=label, value=value) for value, label in ASPECTS
 ]
@@ -82,31 +78,6 @@ def _refusal_text(refused: Refused) -> str:
     else:
         head = "You have reached your video limit for now."
     return "\n".join([head, *quota_lines(quota), "Nothing was charged."])
-
-
-async def abandon(bot: Reelbot, job: Job, why: str) -> None:
-    """The member never saw the new job's card, so it must not run: fail it, which refunds it. If the poller
-    already picked it up the compare-and-set fails and the job runs to the end, delivering in the channel."""
-    await bot.store.jobs.transition(
-        job.id, JobStatus.QUEUED, JobStatus.FAILED, failure_kind=FailureKind.INTERNAL, last_error=why
-    )
-
-
-async def start_thread(bot: Reelbot, job: Job, message: discord.Message) -> Job:
-    """Record the new job's card, start its thread on it, and hand the job to the poller and the mod-log.
-
-    Shared by `/video` and the card buttons that start a new job (Retry, Remix, aspect switch)."""
-    job = await bot.store.jobs.update_fields(job.id, status_message_id=message.id)
-    try:
-        thread = await message.create_thread(name=thread_name(job.id, job.prompt), auto_archive_duration=1440)
-    except (discord.HTTPException, ValueError):
-        # Permissions changed since the check (or the message lacks its guild); the video goes in the channel.
-        log.warning("could not start the thread; will deliver in the channel", extra=job_extra(job.id))
-    else:
-        job = await bot.store.jobs.update_fields(job.id, thread_id=thread.id)
-    bot.poller.wake()
-    bot.dispatch("job_accepted", job)  # the mod-log entry (cogs.controls)
-    return job
 
 
 class VideoCog(commands.Cog):
@@ -181,7 +152,7 @@ class VideoCog(commands.Cog):
             self._answered(interaction)
             return
         job, quota = outcome.job, outcome.quota
-        card = render_card(job, await estimate_context(self.bot.store, job, quota=quota))
+        card = render_card(job, await self.bot.intake.card_context(job, quota=quota))
         try:
             callback = await interaction.response.send_message(embed=card_embed(card), view=self.bot.chat.view(card))
             self._answered(interaction)
@@ -190,7 +161,7 @@ class VideoCog(commands.Cog):
                 message = await interaction.original_response()
         except discord.HTTPException:
             log.exception("could not answer /video; cancelling job", extra=job_extra(job.id))
-            await abandon(self.bot, job, "the reply to /video could not be sent")
+            await self.bot.intake.abandon(job.id, "the reply to /video could not be sent")
             return
         job = await start_thread(self.bot, job, message)
         log.info("job accepted", extra=job_extra(job.id, user_id=job.user_id, guild_id=job.guild_id))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,15 +23,17 @@ from pydantic import SecretStr
 
 from bot.domain.clock import FakeClock
 from bot.domain.jobs import Job, JobStatus, Reference
+from bot.domain.validation import ImageMeta
 from bot.provider.client import AimlClient
 from bot.provider.download import MediaDownloader
+from bot.services.intake import VideoRequest
 from bot.services.poller import OnChange, Poller, PollerConfig
 from bot.services.ports import ChatError, ProviderPort
 from bot.services.presenter import Card
 from bot.sim.aimlapi import AimlSimulator, JobScript
 from bot.storage import NewJob, QuotaRequest, Reserved, Store
 
-__all__ = ["Env", "FakeChat", "Post", "make_env"]
+__all__ = ["Env", "FakeChat", "Post", "attachments", "make_env", "references", "video_request"]
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
@@ -154,6 +155,44 @@ def references(n: int = 2) -> tuple[Reference, ...]:
     )
 
 
+def attachments(n: int = 2, **meta: Any) -> tuple[tuple[ImageMeta, str], ...]:
+    """`n` attached images as Discord describes them (valid unless `meta` overrides a field), with their URLs."""
+    values: dict[str, Any] = {"content_type": "image/png", "size": 50_000, "width": 1024, "height": 768}
+    values.update(meta)
+    return tuple(
+        (
+            ImageMeta(
+                i,
+                values.get("filename", f"ref{i}.png"),
+                values["content_type"],
+                values["size"],
+                values["width"],
+                values["height"],
+            ),
+            f"https://cdn.example.test/att/{i}/ref{i}.png",
+        )
+        for i in range(1, n + 1)
+    )
+
+
+def video_request(**fields: Any) -> VideoRequest:
+    """A `/video` as Discord describes it: valid unless `fields` say otherwise."""
+    values: dict[str, Any] = {
+        "guild_id": GUILD,
+        "channel_id": CHANNEL,
+        "user_id": USER,
+        "role_ids": (),
+        "prompt": "the fox from image 1 runs through the forest of image 2",
+        "images": attachments(2),
+        "duration": 5,
+        "aspect_ratio": "16:9",
+        "attachment_ids": (700, 701),
+    }
+    if "images" in fields and "attachment_ids" not in fields:
+        values["attachment_ids"] = ()
+    return VideoRequest(**{**values, **fields})
+
+
 @dataclass
 class Env:
     tmp: Path
@@ -223,22 +262,12 @@ class Env:
         return sum(1 for r in self.sim.requests if r.method == "POST")
 
 
-class WallClock(FakeClock):
-    """Real time (for tests of the `run()` loop, which sleeps for real), still movable by `advance`."""
-
-    def __init__(self) -> None:
-        super().__init__(0.0)  # `now` is the offset added to the wall clock
-
-    def __call__(self) -> float:
-        return time.time() + self.now
-
-
 @contextlib.asynccontextmanager
 async def make_env(
     tmp: Path, script: JobScript | None = None, *, real_time: bool = False, **config: Any
 ) -> AsyncIterator[Env]:
     async with contextlib.AsyncExitStack() as stack:
-        clock = WallClock() if real_time else FakeClock()
+        clock = FakeClock.real_time() if real_time else FakeClock()  # real time: the `run()` loop sleeps for real
         store = await Store.open(tmp / "db" / "reelbot.db", clock=clock)
         stack.push_async_callback(store.close)
         sim = AimlSimulator(

@@ -1,18 +1,29 @@
-"""Boundaries from DESIGN.md, checked on the source: the core never imports discord; cogs stay thin."""
+"""The boundaries of docs/architecture.md, checked on the source: the core never imports discord; cogs and the
+other Discord adapters stay thin (no store, no SQL, no provider, no other cog); the repository explains itself
+(no file points at design notes that live outside it)."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The Discord side: slash commands (cogs/) and the pieces they share with the card buttons. They reach the job
+# and quota data only through the services the bot holds.
+DISCORD_ADAPTERS = ("cogs", "bot/card_buttons.py", "bot/discord_ui.py")
+
+
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"))
+
 
 def _imports(path: Path) -> set[str]:
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(_tree(path)):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -20,8 +31,12 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-def _files(*folders: str) -> list[Path]:
-    return sorted(p for folder in folders for p in (ROOT / folder).rglob("*.py"))
+def _files(*places: str) -> list[Path]:
+    found: set[Path] = set()
+    for place in places:
+        path = ROOT / place
+        found.update(path.rglob("*.py") if path.is_dir() else [path])
+    return sorted(found)
 
 
 @pytest.mark.parametrize("path", _files("bot/domain", "bot/storage", "bot/provider", "bot/services"), ids=str)
@@ -35,12 +50,44 @@ def test_domain_does_no_io(path: Path) -> None:
     assert not _imports(path) & forbidden
 
 
-@pytest.mark.parametrize("path", _files("cogs"), ids=str)
-def test_cogs_never_touch_sql_or_the_provider(path: Path) -> None:
+@pytest.mark.parametrize("path", _files(*DISCORD_ADAPTERS), ids=str)
+def test_discord_adapters_never_touch_sql_or_the_provider(path: Path) -> None:
     imported = _imports(path)
     drivers = {"aiosqlite", "asyncpg", "sqlite3", "aiohttp"}
     assert not {m for m in imported if m in drivers or m.startswith("bot.provider")}
     assert "execute(" not in path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("path", _files(*DISCORD_ADAPTERS), ids=str)
+def test_discord_adapters_never_touch_the_store(path: Path) -> None:
+    """Reading or writing data goes through a service (`bot.intake`, `bot.card_controls`, `bot.moderators`);
+    value types such as `Refused` may still be imported from bot.storage."""
+    tree = _tree(path)
+    store_uses = [
+        node.lineno
+        for node in ast.walk(tree)
+        if (isinstance(node, ast.Attribute) and node.attr == "store")
+        or (isinstance(node, ast.Name) and node.id == "Store")
+    ]
+    assert store_uses == [], f"{path.name} uses the store on lines {store_uses}"
+    assert not {m for m in _imports(path) if m.startswith("bot.storage.")}  # the package's models, not its modules
+
+
+@pytest.mark.parametrize("path", _files("cogs"), ids=str)
+def test_no_cog_imports_or_looks_up_another_cog(path: Path) -> None:
+    tree = _tree(path)
+    assert not {m for m in _imports(path) if m == "cogs" or m.startswith("cogs.")}
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level > 0]  # `from . import x`
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "get_cog"]
+
+
+def test_the_card_buttons_are_the_bots_not_a_cogs() -> None:
+    """The card's buttons are registered by the bot and handed to its chat adapter, so no extension can take
+    them away (a card once silently lost its buttons when the cog that set them was not loaded)."""
+    assert "add_dynamic_items" not in "".join(p.read_text(encoding="utf-8") for p in _files("cogs"))
+    app = (ROOT / "bot/app.py").read_text(encoding="utf-8")
+    assert "self.add_dynamic_items(*DYNAMIC_ITEMS)" in app
+    assert "DiscordChat(self, card_view)" in app
 
 
 def test_there_is_no_module_level_settings_instance() -> None:
@@ -48,3 +95,86 @@ def test_there_is_no_module_level_settings_instance() -> None:
         text = path.read_text(encoding="utf-8")
         assert "\nsettings = Settings(" not in text
         assert "\nsettings = load_settings(" not in text
+
+
+# ---------------------------------------------------------------------- the repository explains itself
+
+# Design notes the team keeps outside the repository. A clone does not have them, so no file may send a reader
+# there: what they say that matters here is restated in docs/. (Spelled in pieces so this file does not match.)
+OUTSIDE_NOTES = tuple(f"{stem}.md" for stem in ("DESIGN", "AIMLAPI", "DISCORD", "CONTRACT", "USERS"))
+CITATION = re.compile(r"\b(" + "|".join(re.escape(name) for name in OUTSIDE_NOTES) + r")")
+
+# Files other engineers are rewriting on their own branches right now; their comments are fixed when those
+# branches merge. Each entry must still cite an outside note (so this list cannot go stale): delete the entry
+# when its file is fixed.
+PENDING: dict[str, str] = {
+    "bot/services/poller.py": "traffic branch splits it",
+    "bot/sim/aimlapi.py": "sim and traffic branches",
+    "bot/sim/discord/ratelimit.py": "traffic branch",
+    "bot/sim/discord/state.py": "sim branch",
+    "tests/test_aimlapi_spec.py": "sim branch",
+    "bench/discord_budget.py": "traffic branch",
+}
+
+_SKIPPED_DIRS = {".git", "__pycache__", "node_modules", "data", "demo-output"}
+
+
+def _repository_files() -> list[Path]:
+    files = []
+    for path in ROOT.rglob("*"):
+        parts = path.relative_to(ROOT).parts
+        if any(
+            p in _SKIPPED_DIRS or p.startswith((".venv", ".mypy", ".ruff", ".pytest", ".hypothesis")) for p in parts
+        ):
+            continue
+        if any(p.endswith(".egg-info") for p in parts) or not path.is_file():
+            continue
+        files.append(path)
+    return files
+
+
+def _cites_outside_notes(path: Path) -> list[str]:
+    data = path.read_bytes()
+    if b"\0" in data[:4096]:
+        return []  # binary
+    return sorted(set(CITATION.findall(data.decode("utf-8", errors="replace"))))
+
+
+def test_no_file_points_at_design_notes_outside_the_repository() -> None:
+    docs = {p.name for p in (ROOT / "docs").iterdir()}
+    assert not set(OUTSIDE_NOTES) & docs  # if docs/ ever has one of these names, this test needs rethinking
+    offenders = {}
+    for path in _repository_files():
+        relative = path.relative_to(ROOT).as_posix()
+        cited = _cites_outside_notes(path)
+        if cited and relative not in PENDING:
+            offenders[relative] = cited
+    assert offenders == {}, "point these at docs/ instead"
+
+
+@pytest.mark.parametrize("relative", sorted(PENDING))
+def test_pending_files_still_need_fixing(relative: str) -> None:
+    path = ROOT / relative
+    assert path.is_file(), f"{relative} is gone: remove it from PENDING"
+    assert _cites_outside_notes(path), f"{relative} is fixed: remove it from PENDING"
+
+
+# Design notes other branches are writing now (traffic control, the stores); linked from docs/architecture.md
+# already. Delete each name once its file exists.
+DOCS_BEING_WRITTEN = {"traffic.md"}
+DOC_REFERENCE = re.compile(r"docs/([a-z_]+\.md)")
+MARKDOWN_LINK = re.compile(r"\]\(([a-z_]+\.md)(?:#[^)]*)?\)")
+
+
+def test_every_design_note_the_code_or_the_docs_point_to_exists() -> None:
+    named: dict[str, set[str]] = {}
+    for path in [*_files("bot", "cogs", "tests", "bench"), ROOT / "README.md"]:
+        for name in DOC_REFERENCE.findall(path.read_text(encoding="utf-8")):
+            named.setdefault(name, set()).add(path.relative_to(ROOT).as_posix())
+    for path in (ROOT / "docs").glob("*.md"):
+        for name in MARKDOWN_LINK.findall(path.read_text(encoding="utf-8")):
+            named.setdefault(name, set()).add(path.relative_to(ROOT).as_posix())
+    missing = {name: sorted(where) for name, where in named.items() if not (ROOT / "docs" / name).is_file()}
+    assert set(missing) <= DOCS_BEING_WRITTEN, missing
+    written = {name for name in DOCS_BEING_WRITTEN if (ROOT / "docs" / name).is_file()}
+    assert not written, f"{written} exist now: remove them from DOCS_BEING_WRITTEN"

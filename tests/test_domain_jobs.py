@@ -19,7 +19,7 @@ from bot.domain.jobs import (
 
 S = JobStatus
 
-# Written out by hand from DESIGN.md (not derived from TRANSITIONS), so a change to the table must be deliberate.
+# Written out by hand from docs/jobs.md (not derived from TRANSITIONS), so a change to the table must be deliberate.
 EXPECTED_ALLOWED = {
     (S.QUEUED, S.SUBMITTING),
     (S.QUEUED, S.CANCELLED),

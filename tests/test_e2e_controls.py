@@ -117,6 +117,29 @@ async def test_buttons_work_after_a_restart(world: World) -> None:
     await wait_status(world, card, "Cancelled")
 
 
+async def test_the_card_keeps_working_buttons_with_every_extension_unloaded(world: World) -> None:
+    """The buttons belong to the bot, not to a cog: with no extension loaded the card still updates with its
+    buttons, and pressing one works, also in a fresh process that never saw the card."""
+    world.aiml.script_next(SLOW)
+    bot = await world.start_bot()
+    card = await start_video(world)
+    await wait_status(world, card, "Generating")
+    for extension in list(bot.extensions):
+        await bot.unload_extension(extension)
+    assert not bot.cogs
+
+    text = await press(world, card, "cancel", 1)
+    assert "cancelled" in text
+    await wait_status(world, card, "Cancelled")
+    assert custom_ids(current(world, card.id)) == ["reelbot:retry:1"]
+
+    await world.stop_bot()
+    bot = await world.start_bot()
+    for extension in list(bot.extensions):
+        await bot.unload_extension(extension)
+    assert "Started video #2" in await press(world, card, "retry", 1)
+
+
 async def test_free_retry_after_a_provider_failure_with_expired_image_urls(world: World) -> None:
     world.aiml.script_next(BROKEN)
     await world.start_bot()

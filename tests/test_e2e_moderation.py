@@ -317,10 +317,9 @@ async def test_guilds_are_isolated(two_guilds: tuple[World, SimGuild]) -> None:
 
     # A Cancel for this server's job, pressed in the other server (a crafted custom id), finds nothing.
     assert world.bot is not None
-    from bot.services.moderation import Actor
+    from bot.services.card_controls import Actor
 
-    controls = world.bot.get_cog("ControlsCog").controls  # type: ignore[union-attr]
-    result = await controls.cancel(other.id, 1, Actor(other.moderator_id, is_moderator=True))
+    result = await world.bot.card_controls.cancel(other.id, 1, Actor(other.moderator_id, is_moderator=True))
     assert result.outcome.value == "not_found"
     assert "Cancelled" not in str(reply_of(world, card.id).embeds)
 

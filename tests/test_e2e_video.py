@@ -1,7 +1,9 @@
-"""CONTRACT.md's behaviours, end to end: real discord.py against the Discord simulator, the real provider client
-against the AI/ML API simulator, a real SQLite file and the real poller."""
+"""The promises of docs/architecture.md, end to end: real discord.py against the Discord simulator, the real
+provider client against the AI/ML API simulator, a real SQLite file and the real poller."""
 
 from __future__ import annotations
+
+import logging
 
 import pytest
 
@@ -185,3 +187,24 @@ async def test_the_card_keeps_showing_the_members_role_based_allowance_to_the_en
     assert final is not None
     fields = {f["name"]: f["value"] for f in final.embeds[0]["fields"]}
     assert fields["Your quota"] == "19 of 20 videos left"
+
+
+async def test_an_unexpected_error_gets_one_friendly_private_line_and_a_reference_in_the_log(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = await world.start_bot()
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database went away at /srv/secret/path")
+
+    bot.intake.quota = broken  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="bot.app"):
+        handle = await world.discord.invoke_command("quota", user_id=world.member, channel_id=world.channel)
+        reply = await handle.wait_response(timeout=5)
+    assert handle.ephemeral
+    assert "Something went wrong on the bot's side" in reply.content
+    assert "secret" not in reply.content
+    reference = reply.content.split("`")[1]
+    [record] = [r for r in caplog.records if reference in r.getMessage()]
+    assert record.exc_info is not None
+    assert "database went away" in str(record.exc_info[1])

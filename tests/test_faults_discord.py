@@ -1,6 +1,6 @@
-"""Discord failing in the ways DISCORD.md lists, end to end: real discord.py against the Discord simulator, the real
-poller and store, the AI/ML API simulator. Whatever fails, the member gets the video exactly once, or a plain
-explanation and their unit back; the ledger balances (see `assert_settled`)."""
+"""Discord failing in the ways docs/discord.md describes, end to end: real discord.py against the Discord
+simulator, the real poller and store, the AI/ML API simulator. Whatever fails, the member gets the video exactly
+once, or a plain explanation and their unit back; the ledger balances (see `assert_settled`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The AI/ML API failing in every way AIMLAPI.md lists, each driven through the real poller, store, client and
+"""The AI/ML API failing in every way docs/provider.md lists, each driven through the real poller, store, client and
 downloader against the simulator (FakeChat stands in for Discord, one fake clock for both sides).
 
 Whatever goes wrong, a member must end up with exactly one of: the video (once), or a plain-words failure and

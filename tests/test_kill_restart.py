@@ -1,4 +1,4 @@
-"""CONTRACT.md behaviour 7: the bot killed with SIGKILL in each job state, then restarted.
+"""Promise 7 of docs/architecture.md: the bot killed with SIGKILL in each job state, then restarted.
 
 The bot runs as operators run it (`python -m bot`, settings from the environment); the simulators run here, so
 the test holds a job in the state it wants (a stalled submit, a long generation, a failing CDN, a failing Discord

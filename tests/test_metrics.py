@@ -10,10 +10,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bot.domain.jobs import FailureKind, JobStatus
 from bot.health import CheckResult, HealthServer, database_check, gateway_check, poller_check
-from bot.metrics import CONTENT_TYPE, MeteredProvider, Metrics, Registry, job_observer
+from bot.metrics import MeteredProvider, Metrics, job_observer
 from bot.runner import _health_server
 from bot.services.poller import Poller
 from bot.sim.aimlapi import JobScript
@@ -24,67 +26,89 @@ from tests.fakes import Env, make_env
 
 world = e2e_world.world  # the end-to-end fixture: both simulators and a real bot
 
-# ---------------------------------------------------------------- the exposition format
+# ---------------------------------------------------------------- what the operator scrapes
+
+# Every series `/metrics` had before prometheus-client served it (recorded from the hand-written exporter it
+# replaced): dashboards and alerts are written against these names, label names, types and buckets.
+SERIES_BEFORE = {
+    ("reelbot_deliveries_total", ()),
+    ("reelbot_delivery_lag_seconds_bucket", ("le",)),
+    ("reelbot_delivery_lag_seconds_count", ()),
+    ("reelbot_delivery_lag_seconds_sum", ()),
+    ("reelbot_health_check", ("check",)),
+    ("reelbot_initial_response_seconds_bucket", ("le",)),
+    ("reelbot_initial_response_seconds_count", ()),
+    ("reelbot_initial_response_seconds_sum", ()),
+    ("reelbot_internal_errors_total", ()),
+    ("reelbot_job_failures_total", ("kind",)),
+    ("reelbot_jobs", ("state",)),
+    ("reelbot_poll_requests_total", ("outcome",)),
+    ("reelbot_refunds_total", ()),
+    ("reelbot_submissions_total", ()),
+    ("reelbot_submit_requests_total", ("outcome",)),
+}
+TYPES_BEFORE = {
+    "reelbot_deliveries": "counter",
+    "reelbot_delivery_lag_seconds": "histogram",
+    "reelbot_health_check": "gauge",
+    "reelbot_initial_response_seconds": "histogram",
+    "reelbot_internal_errors": "counter",
+    "reelbot_job_failures": "counter",
+    "reelbot_jobs": "gauge",
+    "reelbot_poll_requests": "counter",
+    "reelbot_refunds": "counter",
+    "reelbot_submissions": "counter",
+    "reelbot_submit_requests": "counter",
+}
+BUCKETS_BEFORE = {
+    "reelbot_initial_response_seconds": [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, math.inf],
+    "reelbot_delivery_lag_seconds": [0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 900, math.inf],
+}
 
 
-def test_counters_gauges_and_labels_render_in_the_text_format() -> None:
-    registry = Registry()
-    jobs = registry.counter("app_jobs_total", "Jobs.\nTwo lines", ("kind",))
-    temp = registry.gauge("app_temp", "Temperature")
-    jobs.inc(kind='say "hi"\\now\n')
-    jobs.inc(2, kind="plain")
-    temp.set(-1.5)
-
-    text = registry.render()
-
-    assert text.endswith("\n")
-    lines = text.splitlines()
-    assert lines[:2] == ["# HELP app_jobs_total Jobs.\\nTwo lines", "# TYPE app_jobs_total counter"]
-    assert 'app_jobs_total{kind="plain"} 2' in lines
-    assert 'app_jobs_total{kind="say \\"hi\\"\\\\now\\n"} 1' in lines
-    assert "# TYPE app_temp gauge" in lines
-    assert "app_temp -1.5" in lines
+def value(metrics: Metrics, name: str, **labels: str) -> float:
+    """One series' current value, as a scrape would read it (0 when it has no sample yet)."""
+    return metrics.registry.get_sample_value(name, labels) or 0.0
 
 
-def test_histogram_buckets_are_cumulative_with_sum_and_count() -> None:
-    registry = Registry()
-    latency = registry.histogram("app_seconds", "Latency", (0.1, 1.0))
-    for value in (0.05, 0.1, 0.5, 7.0, math.nan):
-        latency.observe(value)
-
-    lines = registry.render().splitlines()
-
-    assert 'app_seconds_bucket{le="0.1"} 2' in lines
-    assert 'app_seconds_bucket{le="1"} 3' in lines
-    assert 'app_seconds_bucket{le="+Inf"} 4' in lines
-    assert "app_seconds_count 4" in lines
-    assert "app_seconds_sum 7.65" in lines
+def every_series_used_once(metrics: Metrics) -> None:
+    metrics.jobs.labels(state="queued").set(1)
+    metrics.submit_requests.labels(outcome="ok").inc()
+    metrics.poll_requests.labels(outcome="ok").inc()
+    metrics.failures.labels(kind="timeout").inc()
+    metrics.health.labels(check="database").set(1)
 
 
-def test_misuse_is_refused_rather_than_exported_wrong() -> None:
-    registry = Registry()
-    counter = registry.counter("x_total", "x", ("kind",))
-    with pytest.raises(ValueError, match="cannot go down"):
-        counter.inc(-1, kind="a")
-    with pytest.raises(ValueError, match="labels"):
-        counter.inc(state="a")
-    with pytest.raises(ValueError, match="already registered"):
-        registry.gauge("x_total", "again")
+def test_names_labels_types_and_buckets_are_what_they_were() -> None:
+    metrics = Metrics()
+    every_series_used_once(metrics)
+    families = list(text_string_to_metric_families(generate_latest(metrics.exported).decode()))
+
+    assert {(s.name, tuple(sorted(s.labels))) for f in families for s in f.samples} == SERIES_BEFORE
+    assert {f.name: f.type for f in families} == TYPES_BEFORE
+    for family in families:
+        if family.type == "histogram":
+            bounds = [float(s.labels["le"]) for s in family.samples if s.name.endswith("_bucket")]
+            assert bounds == BUCKETS_BEFORE[family.name]
 
 
 def test_every_metric_the_operator_needs_is_exported_from_the_start() -> None:
-    text = Metrics().render()
-    for name in (
-        "reelbot_jobs",
-        "reelbot_submissions_total",
-        "reelbot_job_failures_total",
-        "reelbot_refunds_total",
-        "reelbot_poll_requests_total",
-        "reelbot_initial_response_seconds_bucket",
-        "reelbot_delivery_lag_seconds_bucket",
-    ):
-        assert f"\n{name}" in "\n" + text or f"# TYPE {name}" in text, name
-    assert "reelbot_submissions_total 0" in text  # a zero, not a missing series, before the first job
+    text = generate_latest(Metrics().exported).decode()
+    for family in TYPES_BEFORE:
+        assert f"# TYPE {family}" in text, family
+    assert "reelbot_submissions_total 0.0" in text  # a zero, not a missing series, before the first job
+    assert "_created" not in text
+
+
+def test_constant_labels_say_which_process_every_series_comes_from() -> None:
+    metrics = Metrics(labels={"process": "worker", "shard": "3"})
+    every_series_used_once(metrics)
+    metrics.initial_response.observe(0.2)
+    samples = [s for f in text_string_to_metric_families(generate_latest(metrics.exported).decode()) for s in f.samples]
+    assert samples
+    assert all(s.labels["process"] == "worker" and s.labels["shard"] == "3" for s in samples)
+    assert {(s.name, tuple(sorted(set(s.labels) - {"process", "shard"}))) for s in samples} == SERIES_BEFORE
+    assert value(metrics, "reelbot_submit_requests_total", outcome="ok") == 1  # recorded without them
 
 
 # ---------------------------------------------------------------- the poller feeds the counts
@@ -114,14 +138,14 @@ async def test_a_delivered_job_counts_one_submission_its_polls_and_its_delivery_
 
         assert done.status is JobStatus.DELIVERED
         polls = sum(1 for r in env.sim.requests if r.method == "GET" and "generations" in r.path)
-    assert metrics.submissions.value() == 1
-    assert metrics.submit_requests.value(outcome="ok") == 1
-    assert metrics.poll_requests.value(outcome="ok") == polls
-    assert metrics.deliveries.value() == 1
-    assert metrics.delivery_lag.count() == 1
-    assert metrics.refunds.value() == 0
-    text = metrics.render()
-    assert f'reelbot_poll_requests_total{{outcome="ok"}} {polls}' in text
+    assert value(metrics, "reelbot_submissions_total") == 1
+    assert value(metrics, "reelbot_submit_requests_total", outcome="ok") == 1
+    assert value(metrics, "reelbot_poll_requests_total", outcome="ok") == polls
+    assert value(metrics, "reelbot_deliveries_total") == 1
+    assert value(metrics, "reelbot_delivery_lag_seconds_count") == 1
+    assert value(metrics, "reelbot_refunds_total") == 0
+    text = generate_latest(metrics.exported).decode()
+    assert f'reelbot_poll_requests_total{{outcome="ok"}} {polls}.0' in text
 
 
 async def test_failures_are_counted_by_kind_with_their_refund(tmp_path: Path) -> None:
@@ -135,11 +159,11 @@ async def test_failures_are_counted_by_kind_with_their_refund(tmp_path: Path) ->
         assert (await env.drive(poller, rejected.id)).failure_kind is FailureKind.REJECTED_CONTENT
         assert (await env.drive(poller, unavailable.id)).failure_kind is FailureKind.PROVIDER_UNAVAILABLE
 
-    assert metrics.failures.value(kind="rejected_content") == 1
-    assert metrics.failures.value(kind="provider_unavailable") == 1
-    assert metrics.refunds.value() == 2
-    assert metrics.submit_requests.value(outcome="ProviderUnavailable") == 3
-    assert metrics.submissions.value() == 1
+    assert value(metrics, "reelbot_job_failures_total", kind="rejected_content") == 1
+    assert value(metrics, "reelbot_job_failures_total", kind="provider_unavailable") == 1
+    assert value(metrics, "reelbot_refunds_total") == 2
+    assert value(metrics, "reelbot_submit_requests_total", outcome="ProviderUnavailable") == 3
+    assert value(metrics, "reelbot_submissions_total") == 1
 
 
 # ---------------------------------------------------------------- /healthz and /metrics over HTTP
@@ -243,11 +267,25 @@ async def test_metrics_page_serves_jobs_by_state_and_health_in_prometheus_text(s
     served.metrics.initial_response.observe(0.12)
     status, content_type, _, text = await get(served.url + "/metrics")
     assert status == 200
-    assert content_type == CONTENT_TYPE
+    assert content_type == "text/plain; version=0.0.4; charset=utf-8"  # what a scraper without Accept gets
     assert 'reelbot_jobs{state="queued"} 0' in text
     assert 'reelbot_jobs{state="delivered"} 0' in text
     assert 'reelbot_health_check{check="database"} 1' in text
     assert 'reelbot_initial_response_seconds_bucket{le="0.25"} 1' in text
+
+
+async def test_a_prometheus_server_asking_for_openmetrics_gets_it_with_the_same_series(served: Served) -> None:
+    accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(served.url + "/metrics", headers={"Accept": accept}) as resp,
+    ):
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("application/openmetrics-text")
+        text = await resp.text()
+    assert text.rstrip().endswith("# EOF")
+    assert 'reelbot_health_check{check="database"} 1.0' in text
+    assert "reelbot_submissions_total 0.0" in text
 
 
 async def test_a_failing_check_never_shows_its_exception_text(served: Served) -> None:
@@ -287,7 +325,7 @@ async def test_a_running_bot_is_healthy_and_counts_a_video_end_to_end(world: Wor
 
         card = await (await world.video()).wait_response(timeout=5)
         await world.discord.wait_for(lambda: bool(world.posts_with_files(card.id)), timeout=20)
-        await world.discord.wait_for(lambda: bot.metrics.deliveries.value() == 1, timeout=5)
+        await world.discord.wait_for(lambda: value(bot.metrics, "reelbot_deliveries_total") == 1, timeout=5)
         _, _, _, text = await get(base + "/metrics")
         assert "reelbot_submissions_total 1" in text
         assert "reelbot_initial_response_seconds_count 1" in text

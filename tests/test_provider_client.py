@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
+from bot.domain.clock import FakeClock
 from bot.provider.client import AimlClient, parse_retry_after
 from bot.provider.errors import (
     AuthenticationFailed,
@@ -28,26 +29,8 @@ from bot.sim.aimlapi import AimlSimulator, JobScript
 KEY = "sk-test-SECRET-4f1c9a7e2b"
 
 
-class ManualClock:
-    """The simulator's clock, advanced by hand so every status is reached exactly, without sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-async def sim(clock: ManualClock) -> AsyncIterator[AimlSimulator]:
+async def sim(clock: FakeClock) -> AsyncIterator[AimlSimulator]:
     simulator = AimlSimulator(KEY, fetch_images=False, clock=clock)
     await simulator.start()
     yield simulator
@@ -97,7 +80,7 @@ async def test_submit_sends_exactly_the_contract_body(client: AimlClient, sim: A
 
 
 async def test_full_lifecycle_reaches_completed_with_video_url(
-    client: AimlClient, sim: AimlSimulator, clock: ManualClock
+    client: AimlClient, sim: AimlSimulator, clock: FakeClock
 ) -> None:
     gen = await client.submit(request(duration=10))
     seen = [(await client.poll(gen.id)).status]
@@ -115,7 +98,7 @@ async def test_full_lifecycle_reaches_completed_with_video_url(
     assert poll.query == {"generation_id": gen.id}  # the id holds ':' and '/', so it must be encoded
 
 
-async def test_status_aliases_normalise(client: AimlClient, sim: AimlSimulator, clock: ManualClock) -> None:
+async def test_status_aliases_normalise(client: AimlClient, sim: AimlSimulator, clock: FakeClock) -> None:
     sim.script_next(
         JobScript(queued_s=1, generating_s=2, raw_status_sequence=("waiting", "active", "processing", "completed"))
     )
@@ -147,7 +130,7 @@ async def test_unknown_status_keeps_polling_and_logs_warning(
 
 
 async def test_error_job_becomes_failed_with_the_providers_message(
-    client: AimlClient, sim: AimlSimulator, clock: ManualClock
+    client: AimlClient, sim: AimlSimulator, clock: FakeClock
 ) -> None:
     sim.script_next(JobScript(outcome="error", error_message="Prompt flagged by moderation"))
     gen = await client.submit(request())
@@ -161,7 +144,7 @@ async def test_error_job_becomes_failed_with_the_providers_message(
     assert "Prompt flagged by moderation" in polled.error_message
 
 
-async def test_detail_shaped_error_names_the_field(client: AimlClient, sim: AimlSimulator, clock: ManualClock) -> None:
+async def test_detail_shaped_error_names_the_field(client: AimlClient, sim: AimlSimulator, clock: FakeClock) -> None:
     sim.script_next(JobScript(outcome="error", error_shape="detail", error_message="Could not detect face"))
     gen = await client.submit(request())
     clock.advance(10)
@@ -172,7 +155,7 @@ async def test_detail_shaped_error_names_the_field(client: AimlClient, sim: Aiml
 
 
 async def test_failed_alias_and_completed_without_url_are_failures(
-    client: AimlClient, sim: AimlSimulator, clock: ManualClock
+    client: AimlClient, sim: AimlSimulator, clock: FakeClock
 ) -> None:
     sim.script_next(
         JobScript(outcome="error", raw_status_sequence=("queued", "failed")),
@@ -332,7 +315,7 @@ async def test_malformed_submit_answer(client: AimlClient, sim: AimlSimulator) -
 
 
 async def test_api_key_never_leaks_into_errors_or_logs(
-    sim: AimlSimulator, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture, clock: ManualClock
+    sim: AimlSimulator, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture, clock: FakeClock
 ) -> None:
     client = AimlClient(session, sim.base_url, SecretStr(KEY), timeout=0.3)
     sim.script_next(

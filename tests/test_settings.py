@@ -1,4 +1,5 @@
-"""Settings as operators write them: names from CONTRACT.md, defaults, booleans, decimals, and documentation."""
+"""Settings as operators write them: the names docs/operations.md fixes, defaults, booleans, decimals, and
+documentation."""
 
 from __future__ import annotations
 

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.domain.clock import FakeClock
 from bot.storage import GuildConfig, LedgerKind, Store
 
 GUILD, OTHER, MOD = 1, 2, 99
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    s = await Store.open(store_url, clock=FakeClock())
-    yield s
-    await s.close()
 
 
 async def test_unconfigured_guild_gets_defaults(store: Store) -> None:

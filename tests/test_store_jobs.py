@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -24,18 +23,6 @@ ROOMY = QuotaRequest(window_seconds=86_400, fallback_limit=10_000, max_active=10
 
 def new_job(user_id: int = USER, *, guild_id: int = GUILD, duration: int = 5, model: str = "m") -> NewJob:
     return NewJob(guild_id, CHANNEL, user_id, "a cat surfing", duration, "16:9", model, (REF,))
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def store(store_url: str, clock: FakeClock) -> AsyncIterator[Store]:
-    s = await Store.open(store_url, clock=clock)
-    yield s
-    await s.close()
 
 
 async def make(store: Store, **kw: object) -> Job:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -21,17 +20,6 @@ S = JobStatus
 LEASE = 30.0
 ROOMY = QuotaRequest(window_seconds=86_400, fallback_limit=10_000, max_active=10_000)
 REF = Reference("https://cdn.example/a.png", "a.png", "image/png", 1, 400, 400)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def store(store_url: str, clock: FakeClock) -> AsyncIterator[Store]:
-    async with await Store.open(store_url, clock=clock) as s:
-        yield s
 
 
 async def make(store: Store, user_id: int = 1) -> Job:

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from bot.domain.clock import FakeClock
 from bot.domain.jobs import TRANSITIONS, FailureKind, JobStatus
 from bot.storage import Backend, Store, open_store
 from bot.storage.models import LedgerKind
@@ -35,12 +33,6 @@ def pragma(path: Path, name: str) -> object:
         return conn.execute(f"PRAGMA {name}").fetchone()[0]
     finally:
         conn.close()
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    async with await Store.open(store_url, clock=FakeClock()) as s:
-        yield s
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ every number."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -28,18 +27,6 @@ def request(limit: int = 5, max_active: int = 100, roles: tuple[int, ...] = ()) 
 
 def new_job(user_id: int = USER, guild_id: int = GUILD) -> NewJob:
     return NewJob(guild_id, CHANNEL, user_id, "prompt", 5, "16:9", "m", (REF,))
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def store(store_url: str, clock: FakeClock) -> AsyncIterator[Store]:
-    s = await Store.open(store_url, clock=clock)
-    yield s
-    await s.close()
 
 
 async def reserve(store: Store, req: QuotaRequest | None = None, **kw: int) -> Job:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 
+from bot.domain.clock import FakeClock
 from bot.domain.jobs import FailureKind, JobStatus, Reference
 from bot.services.usage import build_report, report_csv, summary_lines
 from bot.storage import LedgerKind, NewJob, QuotaRequest, Reserved, Store
@@ -14,14 +14,6 @@ from bot.storage import LedgerKind, NewJob, QuotaRequest, Reserved, Store
 GUILD, OTHER = 1, 2
 ALICE, BOB, MOD = 10, 11, 99
 REQUEST = QuotaRequest(window_seconds=86400, fallback_limit=10, max_active=10)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def new_job(guild: int, user: int, duration: int = 5) -> NewJob:
@@ -58,44 +50,41 @@ async def run(store: Store, guild: int, user: int, end: JobStatus, duration: int
     return job_id
 
 
-async def test_report_counts_cost_and_isolation(tmp_path: Path) -> None:
-    clock = Clock()
-    async with await Store.open(tmp_path / "db.sqlite", clock=clock) as store:
-        await run(store, GUILD, ALICE, JobStatus.DELIVERED, duration=10)
-        await run(store, GUILD, ALICE, JobStatus.DELIVERED, duration=5)
-        await run(store, GUILD, BOB, JobStatus.FAILED)
-        await run(store, GUILD, BOB, JobStatus.CANCELLED)
-        await run(store, OTHER, ALICE, JobStatus.DELIVERED, duration=10)  # another guild: never in this report
-        await store.guilds.update(GUILD, actor_id=MOD, price_per_second=0.25)
+async def test_report_counts_cost_and_isolation(store: Store, clock: FakeClock) -> None:
+    await run(store, GUILD, ALICE, JobStatus.DELIVERED, duration=10)
+    await run(store, GUILD, ALICE, JobStatus.DELIVERED, duration=5)
+    await run(store, GUILD, BOB, JobStatus.FAILED)
+    await run(store, GUILD, BOB, JobStatus.CANCELLED)
+    await run(store, OTHER, ALICE, JobStatus.DELIVERED, duration=10)  # another guild: never in this report
+    await store.guilds.update(GUILD, actor_id=MOD, price_per_second=0.25)
 
-        report = await build_report(store, GUILD, clock.now - 3600, clock.now + 1)
-        by_user = {row.user_id: row for row in report.rows}
-        assert set(by_user) == {ALICE, BOB}
-        assert (by_user[ALICE].delivered, by_user[ALICE].seconds) == (2, 15)
-        assert (by_user[BOB].failed, by_user[BOB].cancelled, by_user[BOB].refunds) == (1, 1, 2)
-        assert report.total_cost == 15 * 0.25
-        # Every charge or refund in the report is a ledger row of this guild.
-        ledger = await store.quotas.ledger(GUILD, kinds=[LedgerKind.RESERVE, LedgerKind.REFUND])
-        assert report.totals.charged == sum(1 for r in ledger if r.kind == "reserve")
-        assert report.totals.refunds == sum(1 for r in ledger if r.kind == "refund")
+    report = await build_report(store, GUILD, clock.now - 3600, clock.now + 1)
+    by_user = {row.user_id: row for row in report.rows}
+    assert set(by_user) == {ALICE, BOB}
+    assert (by_user[ALICE].delivered, by_user[ALICE].seconds) == (2, 15)
+    assert (by_user[BOB].failed, by_user[BOB].cancelled, by_user[BOB].refunds) == (1, 1, 2)
+    assert report.total_cost == 15 * 0.25
+    # Every charge or refund in the report is a ledger row of this guild.
+    ledger = await store.quotas.ledger(GUILD, kinds=[LedgerKind.RESERVE, LedgerKind.REFUND])
+    assert report.totals.charged == sum(1 for r in ledger if r.kind == "reserve")
+    assert report.totals.refunds == sum(1 for r in ledger if r.kind == "refund")
 
-        lines = summary_lines(report, lambda uid: f"<@{uid}>")
-        assert "**4** videos started by **2** member(s)" in lines[0]
-        assert "$3.75" in lines[1]
+    lines = summary_lines(report, lambda uid: f"<@{uid}>")
+    assert "**4** videos started by **2** member(s)" in lines[0]
+    assert "$3.75" in lines[1]
 
-        rows = list(csv.DictReader(io.StringIO(report_csv(report, lambda uid: "=HYPERLINK()").decode())))
-        assert [r["user_id"] for r in rows] == [str(ALICE), str(BOB), "TOTAL"]
-        assert rows[0]["estimated_cost_usd"] == "3.75"
-        assert rows[0]["member"] == "'=HYPERLINK()"  # not run as a formula by a spreadsheet
-        assert rows[2]["seconds_delivered"] == "15"
+    rows = list(csv.DictReader(io.StringIO(report_csv(report, lambda uid: "=HYPERLINK()").decode())))
+    assert [r["user_id"] for r in rows] == [str(ALICE), str(BOB), "TOTAL"]
+    assert rows[0]["estimated_cost_usd"] == "3.75"
+    assert rows[0]["member"] == "'=HYPERLINK()"  # not run as a formula by a spreadsheet
+    assert rows[2]["seconds_delivered"] == "15"
 
 
-async def test_report_without_price_or_activity(tmp_path: Path) -> None:
-    async with await Store.open(tmp_path / "db.sqlite", clock=Clock()) as store:
-        report = await build_report(store, GUILD, 0, 2_000_000)
-        lines = summary_lines(report, str)
-        assert "no price set" in lines[1]
-        assert "Nobody started a video" in lines[-1]
-        rows = list(csv.reader(io.StringIO(report_csv(report).decode())))
-        assert rows[-1][0] == "TOTAL"
-        assert rows[-1][-1] == ""
+async def test_report_without_price_or_activity(store: Store, clock: FakeClock) -> None:
+    report = await build_report(store, GUILD, 0, clock.now + 1_000_000)
+    lines = summary_lines(report, str)
+    assert "no price set" in lines[1]
+    assert "Nobody started a video" in lines[-1]
+    rows = list(csv.reader(io.StringIO(report_csv(report).decode())))
+    assert rows[-1][0] == "TOTAL"
+    assert rows[-1][-1] == ""

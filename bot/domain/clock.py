@@ -18,15 +18,28 @@ def system_clock() -> float:
     return time.time()
 
 
-class FakeClock:
-    """A clock that only moves when told to."""
+def _standing_still() -> float:
+    return 0.0
 
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
+
+class FakeClock:
+    """The clock of tests and simulators: it moves only when told to (`advance`, or setting `now`).
+
+    `FakeClock.real_time()` is the variant for tests of loops that really sleep: it reads the wall clock, and
+    `advance` still jumps it forward on top of that (then `now` is the offset added to the wall clock).
+    """
+
+    def __init__(self, start: float = 1_800_000_000.0, *, base: Clock = _standing_still) -> None:
         self.now = start
+        self._base = base
+
+    @classmethod
+    def real_time(cls) -> FakeClock:
+        return cls(0.0, base=system_clock)
 
     def __call__(self) -> float:
-        return self.now
+        return self._base() + self.now
 
     def advance(self, seconds: float) -> float:
         self.now += seconds
-        return self.now
+        return self()

@@ -1,9 +1,9 @@
 """The checks `/video` runs on its input before anything is charged, from the metadata Discord sends.
 
-Limits come from CONTRACT.md (which follows Kling's documented limits in AIMLAPI.md): PNG, JPEG or WebP, at
-least 300×300 px, aspect ratio between 1:2.5 and 2.5:1, at most 10 MiB, 1–7 images, a prompt of 1–2500
-characters. Every problem is reported at once, naming the image and the rule, so a member fixes everything in
-one go instead of discovering the rules one rejection at a time.
+Limits are the `/video` options' documented ones (README, Commands), which follow the model's own limits
+(docs/provider.md, "Images and elements"): PNG, JPEG or WebP, at least 300×300 px, aspect ratio between 1:2.5 and
+2.5:1, at most 10 MiB, 1–7 images, a prompt of 1–2500 characters. Every problem is reported at once, naming the
+image and the rule, so a member fixes everything in one go instead of discovering the rules one rejection at a time.
 """
 
 from __future__ import annotations

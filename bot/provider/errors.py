@@ -126,7 +126,7 @@ def _describe_detail(detail: object) -> str | None:
 def describe_error_payload(payload: object) -> str | None:
     """One readable sentence from any documented aimlapi error shape, or None when there is nothing to say.
 
-    Shapes handled (AIMLAPI.md §4–§5), tried in this order:
+    Shapes handled (docs/provider.md, "Errors"), tried in this order:
     - HTTP error body `{message, path, requestId, statusCode, timestamp}`; `message` may also be a list;
     - job error `{"error": {"name", "message"}}` and the bare inner object `{"name", "message"}`;
     - pass-through validation `{"error": {"detail": [{"loc": [...], "msg": ...}]}}` or a top-level `detail`;

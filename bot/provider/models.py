@@ -1,8 +1,8 @@
 """Request and response values of the AI/ML API video endpoint, and status normalisation.
 
-The provider's statuses are not a closed set in practice (AIMLAPI.md §4: the docs poll on `waiting`, the SDK
-knows `active`/`processing`), so every raw status is mapped onto four states the bot reasons about, and the
-raw text is kept for logs.
+The provider's statuses are not a closed set in practice (docs/provider.md, "Statuses": its docs poll on
+`waiting`, its SDK knows `active`/`processing`), so every raw status is mapped onto four states the bot reasons
+about, and the raw text is kept for logs.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def normalise_status(raw: str) -> ProviderStatus | None:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One submit. Only documented keys are ever sent: aimlapi may reject unknown ones (AIMLAPI.md §2)."""
+    """One submit. Only documented keys are ever sent: aimlapi may reject unknown ones (docs/provider.md, "Submit")."""
 
     model: str
     prompt: str

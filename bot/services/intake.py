@@ -1,8 +1,10 @@
-"""Accepting a `/video` request: validate it, then charge the quota and record the job in one step.
+"""Accepting a job from a member: validate it, then charge the quota and record the job in one step; and what
+belongs to a member's side of a job until the poller takes over (the card's numbers, the card and thread ids,
+giving up on a job whose card could not be shown), plus their own allowance and recent jobs.
 
-Runs before the interaction is answered, so it does only local work (no remote calls): a few microseconds of
-checks and one SQLite transaction. The job row and the reservation exist before anything is sent anywhere,
-which is what lets a crash at any later point be recovered from the row.
+`start` runs before the interaction is answered, so it does only local work (no remote calls): a few
+microseconds of checks and one SQLite transaction. The job row and the reservation exist before anything is
+sent anywhere, which is what lets a crash at any later point be recovered from the row.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.domain.jobs import Job, Reference
+from bot.domain.clock import Clock, system_clock
+from bot.domain.jobs import FailureKind, Job, JobStatus, Reference
 from bot.domain.quotas import QuotaStatus
 from bot.domain.validation import ImageMeta, clean_prompt, validate_video_request
+from bot.services.presenter import CardContext
+from bot.services.schedule import typical_duration
 from bot.storage import NewJob, QuotaRequest, Refused, Reserved, Store
 
 __all__ = ["Intake", "Invalid", "QuotaPolicy", "VideoRequest"]
@@ -48,10 +53,11 @@ class Invalid:
 
 
 class Intake:
-    def __init__(self, store: Store, *, model: str, policy: QuotaPolicy) -> None:
+    def __init__(self, store: Store, *, model: str, policy: QuotaPolicy, clock: Clock = system_clock) -> None:
         self._store = store
         self._model = model
         self._policy = policy
+        self._clock = clock
 
     def quota_request(self, role_ids: tuple[int, ...]) -> QuotaRequest:
         return QuotaRequest(
@@ -63,6 +69,10 @@ class Intake:
 
     async def quota(self, guild_id: int, user_id: int, role_ids: tuple[int, ...]) -> QuotaStatus:
         return await self._store.quotas.status(guild_id, user_id, self.quota_request(role_ids))
+
+    async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
+        """The member's latest jobs on this server, newest first (`/jobs`)."""
+        return await self._store.jobs.list_for_user(guild_id, user_id, limit=limit)
 
     async def closed(self, guild_id: int, channel_id: int) -> str | None:
         """Why moderators do not let videos start here now (guild paused, channel not allowed); None if they do.
@@ -148,3 +158,48 @@ class Intake:
         if problems:
             return Invalid(problems)
         return await self._store.jobs.create_reserved(new, self.quota_request(new.role_ids))
+
+    # ------------------------------------------------------------------ the card, until the poller takes over
+
+    async def card_context(self, job: Job, *, quota: QuotaStatus | None = None) -> CardContext:
+        """The card's honest numbers: quota left (when `quota` is given), the place in the local queue while
+        waiting, and an ETA from how long recent jobs of the same model and duration took (no history, no ETA:
+        better none than a made-up one)."""
+        now = self._clock()
+        position = await self._store.jobs.queue_position(job.id) if job.status is JobStatus.QUEUED else None
+        recent = await self._store.jobs.recent_durations(job.model, job.duration)
+        eta: float | None = None
+        typical = typical_duration(recent)
+        if typical is not None:
+            if job.status is JobStatus.GENERATING and job.submitted_at is not None:
+                eta = job.submitted_at + typical
+            elif job.status in (JobStatus.QUEUED, JobStatus.SUBMITTING):
+                eta = now + typical
+        return CardContext(
+            remaining=quota.remaining if quota is not None else None,
+            limit=quota.limit + quota.granted if quota is not None else None,
+            queue_position=position,
+            eta=eta,
+        )
+
+    async def owner_card_context(self, job: Job) -> CardContext:
+        """`card_context` with the owner's quota, read with the roles stored with the job (so the card keeps
+        showing their real allowance without asking Discord): what the poller shows on every card update."""
+        quota = await self.quota(job.guild_id, job.user_id, job.role_ids)
+        return await self.card_context(job, quota=quota)
+
+    async def card_posted(self, job_id: int, message_id: int) -> Job:
+        """The member can see the job now: remember its card, which the poller keeps up to date."""
+        return await self._store.jobs.update_fields(job_id, status_message_id=message_id)
+
+    async def thread_started(self, job_id: int, thread_id: int) -> Job:
+        """Where the video will be posted."""
+        return await self._store.jobs.update_fields(job_id, thread_id=thread_id)
+
+    async def abandon(self, job_id: int, why: str) -> Job | None:
+        """The member never saw the new job's card, so it must not run: fail it, which refunds it. If the poller
+        already picked it up the compare-and-set fails (None) and the job runs to the end, delivering in the
+        channel."""
+        return await self._store.jobs.transition(
+            job_id, JobStatus.QUEUED, JobStatus.FAILED, failure_kind=FailureKind.INTERNAL, last_error=why
+        )

@@ -21,6 +21,7 @@ __all__ = [
     "link_message",
     "quota_lines",
     "render_card",
+    "status_label",
     "thread_name",
     "video_message",
 ]
@@ -108,6 +109,24 @@ def _status_line(job: Job, ctx: CardContext) -> tuple[str, int]:
     if status is JobStatus.EXPIRED:
         return "⌛ Timed out — your video was refunded", RED
     return f"❌ Failed — {failure_reason(job)} Your video was refunded.", RED
+
+
+_STATUS_LABELS: dict[JobStatus, str] = {
+    JobStatus.QUEUED: "⏳ queued",
+    JobStatus.SUBMITTING: "⏳ starting",
+    JobStatus.GENERATING: "🎬 generating",
+    JobStatus.DOWNLOADING: "📦 finishing",
+    JobStatus.DELIVERING: "📦 finishing",
+    JobStatus.DELIVERED: "✅ delivered",
+    JobStatus.FAILED: "❌ failed, refunded",
+    JobStatus.CANCELLED: "🚫 cancelled, refunded",
+    JobStatus.EXPIRED: "⌛ timed out, refunded",
+}
+
+
+def status_label(job: Job) -> str:
+    """The job's state in two or three words, for lists (`/jobs`, the mod-log); the card says it in full."""
+    return _STATUS_LABELS[job.status]
 
 
 def card_actions(job: Job) -> tuple[str, ...]:

@@ -1,6 +1,6 @@
-"""What the card buttons do to a job, and the honest status numbers on a card — without Discord.
+"""What the card buttons do to a job — without Discord (the buttons themselves are in bot/card_buttons.py).
 
-`JobControls` decides who may act on a job and carries the action out through the store's compare-and-set:
+`CardControls` decides who may act on a job and carries the action out through the store's compare-and-set:
 Cancel races the poller safely (whichever changes the row first wins; the other sees the CAS fail and leaves
 the job alone), and Retry/Remix/aspect switch go through `Intake.start_from`, so a new job is checked and
 charged exactly like `/video`.
@@ -9,16 +9,12 @@ charged exactly like `/video`.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.domain.jobs import TERMINAL, FailureKind, Job, JobStatus, Reference
-from bot.domain.quotas import QuotaStatus
 from bot.services.intake import Intake, Invalid
-from bot.services.presenter import CardContext
-from bot.services.schedule import typical_duration
 from bot.storage import Refused, Reserved, Store
 
 __all__ = [
@@ -26,9 +22,8 @@ __all__ = [
     "Actor",
     "CancelOutcome",
     "CancelResult",
+    "CardControls",
     "Denied",
-    "JobControls",
-    "estimate_context",
     "retry_is_free",
 ]
 
@@ -88,30 +83,7 @@ def retry_is_free(job: Job) -> bool:
     return job.status is JobStatus.FAILED and job.failure_kind in FREE_RETRY_KINDS
 
 
-async def estimate_context(
-    store: Store, job: Job, *, quota: QuotaStatus | None = None, now: float | None = None
-) -> CardContext:
-    """The card's honest numbers: quota left, the place in the local queue while waiting, and an ETA from how
-    long recent jobs of the same model and duration took (no history, no ETA: better none than a made-up one)."""
-    now = time.time() if now is None else now
-    position = await store.jobs.queue_position(job.id) if job.status is JobStatus.QUEUED else None
-    recent = await store.jobs.recent_durations(job.model, job.duration)
-    eta: float | None = None
-    typical = typical_duration(recent)
-    if typical is not None:
-        if job.status is JobStatus.GENERATING and job.submitted_at is not None:
-            eta = job.submitted_at + typical
-        elif job.status in (JobStatus.QUEUED, JobStatus.SUBMITTING):
-            eta = now + typical
-    return CardContext(
-        remaining=quota.remaining if quota is not None else None,
-        limit=quota.limit + quota.granted if quota is not None else None,
-        queue_position=position,
-        eta=eta,
-    )
-
-
-class JobControls:
+class CardControls:
     """Cancel, Retry, Remix and aspect switch for one job, by its owner or a moderator."""
 
     def __init__(

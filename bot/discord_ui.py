@@ -1,0 +1,123 @@
+"""The Discord pieces every command and button shares: private replies, a member's roles, the moderator check,
+the shapes a member can pick, starting a new job's thread, and the mod-log channel's posts.
+
+Everything here is a thin adapter between discord.py objects and the services the bot holds
+(`interaction.client.intake`, `.moderators`, ...); decisions and data stay in the services.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.chat import card_embed
+from bot.domain.jobs import Job
+from bot.logs import job_extra
+from bot.services.modlog import job_entry
+from bot.services.presenter import thread_name
+
+if TYPE_CHECKING:
+    from bot.app import Reelbot
+
+__all__ = [
+    "ASPECTS",
+    "is_moderator",
+    "member_role_ids",
+    "post_job_entry",
+    "post_modlog_line",
+    "reply_ephemeral",
+    "start_thread",
+    "update_job_entry",
+]
+
+log = logging.getLogger(__name__)
+
+ASPECTS = (("16:9", "16:9 landscape"), ("9:16", "9:16 portrait"), ("1:1", "1:1 square"))
+"""Each shape a member can pick (`/video` and the card's aspect switch): its value and its label."""
+
+_NO_MENTIONS = discord.AllowedMentions.none()
+
+
+async def reply_ephemeral(interaction: discord.Interaction[Any], content: str) -> None:
+    """Answer privately, whether or not the interaction was already acknowledged."""
+    if interaction.response.is_done():
+        await interaction.followup.send(content, ephemeral=True, allowed_mentions=_NO_MENTIONS)
+    else:
+        await interaction.response.send_message(content, ephemeral=True, allowed_mentions=_NO_MENTIONS)
+
+
+def member_role_ids(user: discord.abc.User) -> tuple[int, ...]:
+    """The member's role ids (their limit may come from a role); none outside a server."""
+    return tuple(role.id for role in user.roles) if isinstance(user, discord.Member) else ()
+
+
+async def is_moderator(interaction: discord.Interaction[Reelbot]) -> bool:
+    """Manage Server in this channel, or the moderator role the guild configured (`/videomod modrole`)."""
+    if interaction.guild_id is None or not isinstance(interaction.user, discord.Member):
+        return False
+    return await interaction.client.moderators.is_moderator(
+        interaction.guild_id, member_role_ids(interaction.user), manage_guild=interaction.permissions.manage_guild
+    )
+
+
+async def start_thread(bot: Reelbot, job: Job, message: discord.Message) -> Job:
+    """Record the new job's card, start its thread on it, and hand the job to the poller and the mod-log.
+
+    Shared by `/video` and the card buttons that start a new job (Retry, Remix, aspect switch)."""
+    job = await bot.intake.card_posted(job.id, message.id)
+    try:
+        thread = await message.create_thread(name=thread_name(job.id, job.prompt), auto_archive_duration=1440)
+    except (discord.HTTPException, ValueError):
+        # Permissions changed since the check (or the message lacks its guild); the video goes in the channel.
+        log.warning("could not start the thread; will deliver in the channel", extra=job_extra(job.id))
+    else:
+        job = await bot.intake.thread_started(job.id, thread.id)
+    bot.poller.wake()
+    bot.dispatch("job_accepted", job)  # the mod-log entry (cogs/modlog.py)
+    return job
+
+
+# ---------------------------------------------------------------------- the mod-log channel
+# Best-effort everywhere: the action already happened, and a missing mod-log line must never undo or block it.
+
+
+async def post_modlog_line(bot: Reelbot, guild_id: int, text: str) -> None:
+    """One line in the guild's mod-log channel, if it has one."""
+    channel_id = await bot.moderators.mod_log_channel(guild_id)
+    if channel_id is None:
+        return
+    try:
+        await bot.get_partial_messageable(channel_id).send(text, allowed_mentions=_NO_MENTIONS)
+    except discord.HTTPException as exc:
+        log.warning("could not post to the mod-log channel of guild %s: %s", guild_id, exc)
+
+
+async def post_job_entry(bot: Reelbot, job: Job) -> None:
+    """A new job's entry in the mod-log channel (with Block and Cancel), remembered for its outcome later."""
+    channel_id = await bot.moderators.mod_log_channel(job.guild_id)
+    if channel_id is None:
+        return
+    entry = job_entry(job)
+    try:
+        message = await bot.get_partial_messageable(channel_id).send(
+            embed=card_embed(entry), view=bot.chat.view(entry), allowed_mentions=_NO_MENTIONS
+        )
+    except discord.HTTPException as exc:
+        log.warning("could not post the job to the mod-log: %s", exc, extra=job_extra(job.id))
+        return
+    await bot.moderators.remember_log_entry(job.id, channel_id, message.id)
+
+
+async def update_job_entry(bot: Reelbot, job: Job) -> None:
+    """Fill in the outcome of an ended job's mod-log entry (and drop its Cancel button)."""
+    where = await bot.moderators.log_entry_of(job.id)
+    if where is None:
+        return
+    entry = job_entry(job)
+    try:
+        message = bot.get_partial_messageable(where[0]).get_partial_message(where[1])
+        await message.edit(embed=card_embed(entry), view=bot.chat.view(entry))
+    except discord.HTTPException as exc:
+        log.warning("could not update the job's mod-log entry: %s", exc, extra=job_extra(job.id))

@@ -1,0 +1,277 @@
+"""`CardControls` on a real store, without Discord: who may press Cancel, Retry, Remix and the aspect switch,
+what each does to the job and the quota, and how Cancel races the poller."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+import pytest
+
+from bot.domain.jobs import FailureKind, Job, JobStatus, Reference
+from bot.services.card_controls import Actor, CancelOutcome, CardControls, Denied, retry_is_free
+from bot.services.intake import Intake, Invalid
+from bot.storage import Refused, Reserved, Store
+from tests.fakes import GUILD, USER, video_request
+
+OWNER = Actor(USER)
+STRANGER = Actor(USER + 1)
+MODERATOR = Actor(USER + 2, is_moderator=True)
+
+# The path each state is reached by (a compare-and-set one step at a time, as the poller does it).
+PATH = {
+    JobStatus.SUBMITTING: [JobStatus.SUBMITTING],
+    JobStatus.GENERATING: [JobStatus.SUBMITTING, JobStatus.GENERATING],
+    JobStatus.DOWNLOADING: [JobStatus.SUBMITTING, JobStatus.GENERATING, JobStatus.DOWNLOADING],
+    JobStatus.DELIVERED: [
+        JobStatus.SUBMITTING,
+        JobStatus.GENERATING,
+        JobStatus.DOWNLOADING,
+        JobStatus.DELIVERING,
+        JobStatus.DELIVERED,
+    ],
+}
+
+
+class Sleeps:
+    """Stands in for `asyncio.sleep`: counts the waits and runs `action` (the poller moving on) at the first."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.action: Callable[[], Awaitable[object]] | None = None
+
+    async def __call__(self, seconds: float) -> None:
+        self.count += 1
+        if self.count == 1 and self.action is not None:
+            await self.action()
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def controls(store: Store, intake: Intake, sleeps: Sleeps) -> CardControls:
+    return CardControls(store, intake, submit_wait=0.5, sleep=sleeps)
+
+
+async def new_job(intake: Intake, user_id: int = USER) -> Job:
+    outcome = await intake.start(video_request(user_id=user_id))
+    assert isinstance(outcome, Reserved), outcome
+    return outcome.job
+
+
+async def move(store: Store, job: Job, to: JobStatus, **fields: object) -> Job:
+    current = job
+    for status in PATH.get(to, [] if to is JobStatus.QUEUED else [to]):
+        moved = await store.jobs.transition(current.id, current.status, status, **fields)  # type: ignore[arg-type]
+        assert moved is not None
+        current = moved
+    return current
+
+
+async def used(intake: Intake) -> int:
+    return (await intake.quota(GUILD, USER, ())).used
+
+
+async def same_urls(references: tuple[Reference, ...]) -> tuple[Reference, ...] | None:
+    return tuple(replace(r, url=r.url + "&fresh=1") for r in references)
+
+
+async def gone(references: tuple[Reference, ...]) -> tuple[Reference, ...] | None:
+    return None
+
+
+# ---------------------------------------------------------------------- Cancel
+
+
+async def test_the_owner_cancels_a_queued_job_and_gets_the_unit_back(controls: CardControls, intake: Intake) -> None:
+    job = await new_job(intake)
+    result = await controls.cancel(GUILD, job.id, OWNER)
+    assert result.outcome is CancelOutcome.CANCELLED
+    assert result.job is not None
+    assert result.job.status is JobStatus.CANCELLED
+    assert result.job.failure_kind is FailureKind.CANCELLED
+    assert result.job.last_error == "cancelled by the member"
+    assert await used(intake) == 0
+
+
+async def test_a_moderator_may_cancel_someone_elses_job_a_stranger_may_not(
+    controls: CardControls, intake: Intake, store: Store
+) -> None:
+    job = await move(store, await new_job(intake), JobStatus.GENERATING)
+    refused = await controls.cancel(GUILD, job.id, STRANGER)
+    assert refused.outcome is CancelOutcome.NOT_ALLOWED
+    assert (await controls.job_for(GUILD, job.id)).status is JobStatus.GENERATING  # type: ignore[union-attr]
+
+    done = await controls.cancel(GUILD, job.id, MODERATOR)
+    assert done.outcome is CancelOutcome.CANCELLED
+    assert done.job is not None
+    assert done.job.last_error == "cancelled by a moderator"
+    assert await used(intake) == 0
+
+
+async def test_a_job_of_another_server_is_not_found(controls: CardControls, intake: Intake) -> None:
+    job = await new_job(intake)
+    assert (await controls.cancel(GUILD + 1, job.id, MODERATOR)).outcome is CancelOutcome.NOT_FOUND
+    assert (await controls.cancel(GUILD, job.id + 100, OWNER)).outcome is CancelOutcome.NOT_FOUND
+    assert await controls.job_for(GUILD + 1, job.id) is None
+
+
+@pytest.mark.parametrize(
+    ("state", "outcome"),
+    [
+        (JobStatus.DOWNLOADING, CancelOutcome.TOO_LATE),
+        (JobStatus.DELIVERED, CancelOutcome.TOO_LATE),
+        (JobStatus.FAILED, CancelOutcome.ALREADY_ENDED),
+        (JobStatus.EXPIRED, CancelOutcome.ALREADY_ENDED),
+    ],
+)
+async def test_once_the_video_exists_or_the_job_ended_nothing_changes(
+    controls: CardControls, intake: Intake, store: Store, state: JobStatus, outcome: CancelOutcome
+) -> None:
+    job = await move(store, await new_job(intake), state)
+    before = await used(intake)
+    result = await controls.cancel(GUILD, job.id, OWNER)
+    assert result.outcome is outcome
+    assert (await controls.job_for(GUILD, job.id)).status is state  # type: ignore[union-attr]
+    assert await used(intake) == before
+
+
+async def test_cancel_during_submit_waits_for_the_provider_id_then_cancels(
+    controls: CardControls, intake: Intake, store: Store, sleeps: Sleeps
+) -> None:
+    job = await move(store, await new_job(intake), JobStatus.SUBMITTING)
+
+    async def poller_gets_the_id() -> None:
+        await store.jobs.transition(job.id, JobStatus.SUBMITTING, JobStatus.GENERATING, generation_id="gen-1")
+
+    sleeps.action = poller_gets_the_id
+    result = await controls.cancel(GUILD, job.id, OWNER)
+    assert sleeps.count == 1
+    assert result.outcome is CancelOutcome.CANCELLED
+    assert result.job is not None
+    assert result.job.generation_id == "gen-1"
+    assert await used(intake) == 0
+
+
+async def test_cancel_during_a_submit_that_never_ends_gives_up_without_touching_the_job(
+    controls: CardControls, intake: Intake, store: Store, sleeps: Sleeps
+) -> None:
+    job = await move(store, await new_job(intake), JobStatus.SUBMITTING)
+    result = await controls.cancel(GUILD, job.id, OWNER)
+    assert result.outcome is CancelOutcome.TOO_LATE
+    assert sleeps.count == 5  # 0.5 s in steps of 0.1 s
+    assert (await controls.job_for(GUILD, job.id)).status is JobStatus.SUBMITTING  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------------- Retry, Remix, aspect switch
+
+
+async def test_retry_after_a_provider_failure_is_free_and_happens_once(
+    controls: CardControls, intake: Intake, store: Store
+) -> None:
+    job = await move(store, await new_job(intake), JobStatus.FAILED, failure_kind=FailureKind.PROVIDER_UNAVAILABLE)
+    assert await used(intake) == 0
+    assert retry_is_free(job)
+
+    first = await controls.again(GUILD, job.id, OWNER, role_ids=(), refresh=same_urls, retry=True)
+    assert isinstance(first, Reserved)
+    assert first.job.retry_of == job.id
+    assert all(r.url.endswith("&fresh=1") for r in first.job.references)  # the refreshed URLs are sent
+    assert await used(intake) == 0  # free
+
+    again = await controls.again(GUILD, job.id, OWNER, role_ids=(), refresh=same_urls, retry=True)
+    assert isinstance(again, Denied)
+    assert f"already retried as job #{first.job.id}" in again.reason
+
+
+async def test_a_double_click_on_retry_starts_one_job(controls: CardControls, intake: Intake, store: Store) -> None:
+    job = await move(store, await new_job(intake), JobStatus.EXPIRED)
+    results = await asyncio.gather(
+        *(controls.again(GUILD, job.id, OWNER, role_ids=(), refresh=same_urls, retry=True) for _ in range(3))
+    )
+    assert sum(isinstance(r, Reserved) for r in results) == 1
+    assert sum(isinstance(r, Denied) for r in results) == 2
+    assert len(await store.jobs.retries_of(job.id)) == 1
+
+
+async def test_retry_after_the_members_own_refused_prompt_is_charged(
+    controls: CardControls, intake: Intake, store: Store
+) -> None:
+    job = await move(store, await new_job(intake), JobStatus.FAILED, failure_kind=FailureKind.REJECTED_CONTENT)
+    assert not retry_is_free(job)
+    retry = await controls.again(GUILD, job.id, OWNER, role_ids=(), refresh=same_urls, retry=True)
+    assert isinstance(retry, Reserved)
+    assert await used(intake) == 1
+
+
+async def test_remix_and_aspect_switch_start_a_charged_job_from_a_delivered_one(
+    controls: CardControls, intake: Intake, store: Store
+) -> None:
+    job = await move(store, await new_job(intake), JobStatus.DELIVERED)
+    remix = await controls.again(GUILD, job.id, MODERATOR, role_ids=(), refresh=same_urls, prompt="at night")
+    assert isinstance(remix, Reserved)
+    assert (remix.job.user_id, remix.job.prompt) == (USER, "at night")  # started for the owner, by a moderator
+    shape = await controls.again(GUILD, job.id, OWNER, role_ids=(), refresh=same_urls, aspect_ratio="9:16")
+    assert isinstance(shape, Reserved)
+    assert shape.job.aspect_ratio == "9:16"
+    assert await used(intake) == 3  # the delivered job, the remix and the new shape
+
+    # Buttons are charged and checked like /video: a third job at once is over the active limit (2).
+    third = await controls.again(GUILD, job.id, OWNER, role_ids=(), refresh=same_urls, aspect_ratio="1:1")
+    assert isinstance(third, Refused)
+    assert await used(intake) == 3
+
+
+@pytest.mark.parametrize(
+    ("state", "retry", "words"),
+    [
+        (JobStatus.GENERATING, True, "has not failed"),
+        (JobStatus.DELIVERED, True, "has not failed"),
+        (JobStatus.QUEUED, False, "no video yet"),
+        (JobStatus.FAILED, False, "no video yet"),
+    ],
+)
+async def test_buttons_that_do_not_fit_the_state_are_denied(
+    controls: CardControls, intake: Intake, store: Store, state: JobStatus, retry: bool, words: str
+) -> None:
+    job = await move(store, await new_job(intake), state)
+    outcome = await controls.again(GUILD, job.id, OWNER, role_ids=(), refresh=same_urls, retry=retry)
+    assert isinstance(outcome, Denied)
+    assert words in outcome.reason
+    assert len(await store.jobs.list_for_user(GUILD, USER)) == 1
+
+
+async def test_nobody_but_the_owner_or_a_moderator_and_no_other_server_may_start_again(
+    controls: CardControls, intake: Intake, store: Store
+) -> None:
+    job = await move(store, await new_job(intake), JobStatus.DELIVERED)
+    stranger = await controls.again(GUILD, job.id, STRANGER, role_ids=(), refresh=same_urls)
+    assert isinstance(stranger, Denied)
+    assert "Only the member who started this video" in stranger.reason
+    elsewhere = await controls.again(GUILD + 1, job.id, MODERATOR, role_ids=(), refresh=same_urls)
+    assert isinstance(elsewhere, Denied)
+    assert "not on this server" in elsewhere.reason
+    assert len(await store.jobs.list_for_user(GUILD, USER)) == 1
+
+
+async def test_images_discord_no_longer_has_end_it_without_charging(
+    controls: CardControls, intake: Intake, store: Store
+) -> None:
+    job = await move(store, await new_job(intake), JobStatus.DELIVERED)
+    outcome = await controls.again(GUILD, job.id, OWNER, role_ids=(), refresh=gone)
+    assert isinstance(outcome, Denied)
+    assert "no longer has the reference images" in outcome.reason
+    assert await used(intake) == 1
+
+
+async def test_a_remix_prompt_breaking_the_rules_is_invalid_and_charges_nothing(
+    controls: CardControls, intake: Intake, store: Store
+) -> None:
+    job = await move(store, await new_job(intake), JobStatus.DELIVERED)
+    outcome = await controls.again(GUILD, job.id, OWNER, role_ids=(), refresh=same_urls, prompt="x" * 2501)
+    assert isinstance(outcome, Invalid)
+    assert await used(intake) == 1
