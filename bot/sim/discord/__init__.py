@@ -7,7 +7,8 @@ interaction handles) plus the request log (`requests`). Controls cover the clock
 boost tier, rate limits and fault injection. `python -m bot.sim.discord --port 8200 --token TOKEN` runs it alone.
 """
 
-from .driver import InteractionHandle, SimError
+from .guilds import default_guild, guild_on_shard, shard_of
+from .handle import InteractionHandle, SimError
 from .server import DiscordSimulator
 from .state import (
     ApiError,
@@ -22,7 +23,6 @@ from .state import (
     SimRole,
     SimThread,
     SimUser,
-    default_guild,
     filesize_limit_for_tier,
 )
 
@@ -44,4 +44,6 @@ __all__ = [
     "SimUser",
     "default_guild",
     "filesize_limit_for_tier",
+    "guild_on_shard",
+    "shard_of",
 ]

@@ -12,8 +12,8 @@ import contextlib
 import signal
 import sys
 
+from .guilds import default_guild
 from .server import DiscordSimulator
-from .state import default_guild
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -19,7 +19,7 @@ from .http_util import json_response, read_body, sim_of
 from .state import ApiError, SimAttachment
 
 if TYPE_CHECKING:
-    from .server import DiscordSimulator
+    from .core import SimCore
 
 __all__ = ["Cdn", "get_attachment", "refresh_urls"]
 
@@ -27,7 +27,7 @@ __all__ = ["Cdn", "get_attachment", "refresh_urls"]
 class Cdn:
     """Signs attachment URLs and checks signatures and expiry against the simulator's clock."""
 
-    def __init__(self, sim: DiscordSimulator, url_lifetime: float = 86400.0) -> None:
+    def __init__(self, sim: SimCore, url_lifetime: float = 86400.0) -> None:
         self._sim = sim
         self._secret = secrets.token_bytes(32)
         self.url_lifetime = url_lifetime

@@ -23,7 +23,7 @@ from .http_util import sim_of
 from .payloads import guild_create_json, member_json, user_json
 
 if TYPE_CHECKING:
-    from .server import DiscordSimulator
+    from .core import SimCore
 
 __all__ = ["GatewayConnection", "GatewayHub", "GatewaySession", "Intent"]
 
@@ -141,7 +141,7 @@ class GatewaySession:
 class GatewayHub:
     """All gateway sessions and sockets of one simulator."""
 
-    def __init__(self, sim: DiscordSimulator) -> None:
+    def __init__(self, sim: SimCore) -> None:
         self._sim = sim
         self.sessions: dict[str, GatewaySession] = {}
         self.connections: set[GatewayConnection] = set()

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .driver import InteractionHandle, InteractionType
+from .handle import InteractionHandle, InteractionType
 from .http_util import empty_response, json_response, read_body, sim_of
 from .messages import (
     SETTABLE_FLAGS,
