@@ -1,15 +1,17 @@
-"""The aiohttp application: routes, and the middleware every request passes (log, auth, injected faults,
-rate limits, Discord-shaped errors).
+"""The aiohttp application: routes, and the middleware every request passes (log, auth, stalls, injected
+faults, rate limits, Discord-shaped errors).
 
 REST lives under `/api/v10`, the gateway at `/gateway` and the CDN at `/attachments/…`, all on one port.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -24,10 +26,25 @@ from .state import ApiError, RecordedRequest
 if TYPE_CHECKING:
     from .server import DiscordSimulator
 
-__all__ = ["API_PREFIX", "build_app"]
+__all__ = ["API_PREFIX", "Stall", "build_app"]
 
 API_PREFIX = "/api/v10"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Stall:
+    """Hold the next `count` matching requests for `seconds` before answering them (a slow or hung Discord, so a
+    client's own timeout fires). Matches like an injected fault: method or "*", route template or literal path."""
+
+    method: str
+    route: str
+    seconds: float
+    count: int = 1
+
+    def matches(self, method: str, template: str, path: str) -> bool:
+        """Whether this stall applies to the request."""
+        return self.method in ("*", method) and self.route in (template, path, f"{method} {template}")
 
 
 def build_app(sim: DiscordSimulator) -> web.Application:
@@ -60,6 +77,18 @@ def _major(match_info: Any) -> str:
     return ""
 
 
+async def _stall_if_asked(sim: DiscordSimulator, method: str, template: str, path: str) -> None:
+    for stall in sim.stalls:
+        if stall.count > 0 and stall.matches(method, template, path):
+            stall.count -= 1
+            if stall.count == 0:
+                sim.stalls.remove(stall)
+            # Wakes early when the simulator stops, so a held request never delays shutdown.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sim.stopping.wait(), stall.seconds)
+            return
+
+
 @web.middleware
 async def _middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     sim = sim_of(request)
@@ -82,6 +111,8 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         if is_api and _needs_bot_auth(template) and request.headers.get("Authorization") != f"Bot {sim.token}":
             raise ApiError(401, 0, "401: Unauthorized")
+        if is_api:
+            await _stall_if_asked(sim, request.method, template, record.path)
         fault = sim.ratelimiter.take_fault(request.method, template, record.path) if is_api else None
         if fault is not None:
             response = fault.response()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+from .app import Stall
 from .gateway import Intent
 from .mutations import StateChanges
 from .payloads import guild_update_json, member_json, role_json
@@ -108,6 +109,20 @@ class Controls(StateChanges):
         self.ratelimiter.faults.append(
             Fault(method.upper() if method != "*" else "*", route, status, count, retry_after, global_, code, via)
         )
+
+    def stall(self, method: str, route: str, seconds: float, *, count: int = 1) -> None:
+        """Hold the next `count` requests matching method ("*" for any) and route (template or literal path, as
+        for `inject_fault`) for `seconds` before answering, so the client's own timeout fires first. Combine with
+        `inject_fault` for a slow failure."""
+        self.stalls.append(Stall(method.upper() if method != "*" else "*", route, seconds, count))
+
+    def expire_attachment_urls(self, attachment_id: int | None = None) -> None:
+        """Make every CDN URL issued so far stop working ("a month later"), or only those of one attachment.
+
+        The attachments themselves stay: `POST /attachments/refresh-urls`, or fetching the message again, gives
+        working URLs while the message exists. URLs signed after this call work as usual."""
+        self.cdn.revoke(attachment_id)
+        self.notify()
 
     def disconnect_clients(self, code: int = 4000) -> asyncio.Task[None]:
         """Close every gateway socket (sessions are kept, so the client RESUMEs). Returns the closing task;

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .app import API_PREFIX
+from .app import API_PREFIX, Stall
 from .cdn import Cdn
 from .gateway import GatewayHub
 from .guilds import default_guild
@@ -56,6 +56,8 @@ class SimCore:
         host: str = "127.0.0.1",
         port: int = 0,
         bot_name: str = "Reelbot",
+        shards: int = 1,
+        max_concurrency: int = 1,
     ) -> None:
         self.token = token
         self.host = host
@@ -83,8 +85,10 @@ class SimCore:
         self.nonce_hits = 0
         self.requests: list[RecordedRequest] = []
         self.cdn = Cdn(self)
-        self.gateway = GatewayHub(self)
+        self.gateway = GatewayHub(self, shards=shards, max_concurrency=max_concurrency)
         self.ratelimiter = RateLimiter()
+        self.stalls: list[Stall] = []
+        self.stopping = asyncio.Event()  # set by stop(): held requests and other waits end early
         self._waiters: list[asyncio.Future[None]] = []
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()

@@ -1,5 +1,5 @@
-"""The test driver: what a member does in the Discord client (run a slash command, click, submit a
-modal).
+"""The test driver: what a member does in the Discord client (run a slash command, type into an autocomplete
+option, click, submit a modal).
 
 Each action builds the INTERACTION_CREATE payload Discord would send (options typed from the *synced* command
 schema, `resolved` users/members/roles/channels/attachments, permissions, `attachment_size_limit`), dispatches it
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .core import SimCore
 
 __all__ = [
+    "build_autocomplete_interaction",
     "build_command_interaction",
     "build_component_interaction",
     "build_modal_interaction",
@@ -268,6 +269,62 @@ def build_command_interaction(
     data = _command_data(guild, command, is_guild_command, wrappers, leaf)
     if resolved:
         data["resolved"] = resolved
+    handle.payload = _base_payload(sim, handle, guild, channel) | {"data": data}
+    return handle
+
+
+def build_autocomplete_interaction(
+    sim: SimCore,
+    name: str,
+    *,
+    user_id: int,
+    channel_id: int,
+    focused: str,
+    value: str,
+    options: dict[str, Any] | None,
+    subcommand: str | None,
+) -> InteractionHandle:
+    """Build an APPLICATION_COMMAND_AUTOCOMPLETE (type 4) interaction: the member is typing `value` into the
+    option `focused` of `/name`, with `options` already filled in.
+
+    As Discord sends it: the focused option carries `"focused": true` and the partial text as typed (a string,
+    whatever the option type; a number option only once the text parses as a number, since the client validates
+    that); the other filled options carry their values; required options may be missing; there is no `resolved`.
+    The client only asks for options synced with `"autocomplete": true`."""
+    guild, channel, command, is_guild_command = _usable_command(sim, name, user_id, channel_id)
+    schema, wrappers = _descend(name, command, subcommand)
+    known = {o["name"]: o for o in schema}
+    spec = known.get(focused)
+    if spec is None or not spec.get("autocomplete"):
+        raise SimError(f"option {focused!r} of /{name} is not synced with autocomplete; the client would not ask")
+    if spec["type"] in (4, 10) and value != "":
+        try:
+            float(value)
+        except ValueError as exc:
+            raise SimError(f"{value!r} is not a number; the client would not send it for {focused!r}") from exc
+    filled = dict(options or {})
+    filled.pop(focused, None)
+    for other in filled:
+        if other not in known:
+            raise SimError(f"unknown option {other!r}; the command has {sorted(known)}")
+    leaf: list[dict[str, Any]] = []
+    for opt in schema:
+        if opt["name"] == focused:
+            leaf.append({"name": focused, "type": opt["type"], "value": str(value), "focused": True})
+        elif opt["name"] in filled:
+            typed = _resolve_value(sim, guild, opt, filled[opt["name"]], {}, user_id)
+            leaf.append({"name": opt["name"], "type": opt["type"], "value": typed})
+    handle = _new_handle(
+        sim,
+        InteractionType.AUTOCOMPLETE,
+        guild,
+        channel,
+        user_id=user_id,
+        name=name if subcommand is None else f"{name} {subcommand}",
+    )
+    handle.focused_option = focused
+    handle.focused_type = int(spec["type"])
+    data = _command_data(guild, command, is_guild_command, wrappers, leaf)
     handle.payload = _base_payload(sim, handle, guild, channel) | {"data": data}
     return handle
 

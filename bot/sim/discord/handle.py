@@ -68,6 +68,9 @@ class InteractionHandle:
         self.followup_ids: list[int] = []
         self.modal: dict[str, Any] | None = None
         self.trigger: InteractionHandle | None = None  # for a modal submit: the interaction that showed it
+        # autocomplete: the option being typed into, its type, and the suggestions the bot answered with
+        self.focused_option: str | None = None
+        self.focused_type: int | None = None
         self.autocomplete_choices: list[dict[str, Any]] | None = None
 
     def __repr__(self) -> str:
@@ -138,6 +141,14 @@ class InteractionHandle:
         msg = self.response
         assert msg is not None
         return msg
+
+    async def wait_choices(self, timeout: float = 5.0) -> list[dict[str, Any]]:  # noqa: ASYNC109
+        """The suggestions the bot answered an autocomplete interaction with (callback type 8), as Discord
+        stores them: `{"name", "value"[, "name_localizations"]}`. Raises SimError for any other answer."""
+        await self.sim.wait_for(lambda: self.response_type is not None, timeout=timeout)
+        if self.response_type != 8 or self.autocomplete_choices is None:
+            raise SimError(f"the bot answered with callback type {self.response_type}, not autocomplete choices")
+        return list(self.autocomplete_choices)
 
     async def wait_followups(self, n: int, timeout: float = 5.0) -> list[SimMessage]:  # noqa: ASYNC109
         """Wait until at least `n` followup messages exist; returns them oldest first."""

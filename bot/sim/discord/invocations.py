@@ -1,5 +1,5 @@
-"""`Invocations`: what a member does in the Discord client — run a slash command, click a button, pick from a
-select menu, submit a modal.
+"""`Invocations`: what a member does in the Discord client — run a slash command, type into an autocomplete
+option, click a button, pick from a select menu, submit a modal.
 
 Each builds the INTERACTION_CREATE payload (driver.py) and dispatches it to the gateway shard that carries the
 guild, then returns an `InteractionHandle` that follows the bot's answer.
@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from .driver import (
+    build_autocomplete_interaction,
     build_command_interaction,
     build_component_interaction,
     build_modal_interaction,
@@ -57,6 +58,31 @@ class Invocations(StateChanges):
             channel_id=channel_id,
             options=options,
             attachments=attachments,
+            subcommand=subcommand,
+        )
+        return self._dispatch_interaction(handle)
+
+    async def autocomplete(
+        self,
+        name: str,
+        *,
+        user_id: int,
+        channel_id: int,
+        focused: str,
+        value: str,
+        options: dict[str, Any] | None = None,
+        subcommand: str | None = None,
+    ) -> InteractionHandle:
+        """A member types `value` into the option `focused` of `/name` (with `options` already filled in); the
+        client asks the bot for suggestions. `await handle.wait_choices()` returns what the bot answered."""
+        handle = build_autocomplete_interaction(
+            self,
+            name,
+            user_id=user_id,
+            channel_id=channel_id,
+            focused=focused,
+            value=value,
+            options=options,
             subcommand=subcommand,
         )
         return self._dispatch_interaction(handle)
