@@ -154,6 +154,9 @@ class GatewayHub:
         # What GET /gateway/bot answers; max_concurrency also paces IDENTIFY (see `_identify`).
         self.recommended_shards = shards
         self.max_concurrency = max_concurrency
+        # Discord's 5 seconds. A restarted bot meets it too (its last IDENTIFY was moments ago), and discord.py
+        # then waits 5 s and IDENTIFYs again; a test that restarts bots often may shorten it knowingly.
+        self.identify_window = IDENTIFY_WINDOW
         self._last_identify: dict[int, float] = {}  # rate-limit key → monotonic time of its last IDENTIFY
         self.identify_count = 0
         self.identify_refused = 0
@@ -311,13 +314,13 @@ class GatewayHub:
         sim.notify()
 
     def _may_identify(self, shard_id: int) -> bool:
-        """One IDENTIFY per 5 seconds per rate-limit key `shard_id % max_concurrency` (so up to max_concurrency
-        shards may start together). Real time, like the REST buckets: the simulator's clock offset models ages
-        of tokens and URLs, not the passage of time between requests."""
+        """One IDENTIFY per `identify_window` (5 s) per rate-limit key `shard_id % max_concurrency`, so up to
+        max_concurrency shards may start together. Real time, like the REST buckets: the simulator's clock
+        offset models ages of tokens and URLs, not the passage of time between requests."""
         key = shard_id % max(self.max_concurrency, 1)
         now = time.monotonic()
         last = self._last_identify.get(key)
-        if last is not None and now - last < IDENTIFY_WINDOW:
+        if last is not None and now - last < self.identify_window:
             return False
         self._last_identify[key] = now
         return True
