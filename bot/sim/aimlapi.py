@@ -1,9 +1,10 @@
 """A local stand-in for the AI/ML API video endpoint (Kling Video O1 reference-to-video).
 
-It behaves like the real service as AIMLAPI.md documents it: Bearer-key check, schema validation of submit
-bodies (unknown keys refused), an image fetch of every `image_list` URL, jobs that move queued → generating →
-completed|error on the simulator's clock, documented error bodies, and a CDN path serving a real MP4. Each job
-follows a `JobScript`, so tests can ask for rate limits, outages, failures, huge or broken videos.
+It behaves like the real service as far as its documentation and its upstream's tell: Bearer-key check, schema
+validation of submit bodies (unknown keys refused, the stricter reading where sources disagree), an image fetch of
+every `image_list` and `elements` URL, jobs that move queued → generating → completed|error on the simulator's
+clock, documented error bodies, and a CDN path serving a real MP4. Each job follows a `JobScript`, so tests can ask
+for rate limits, outages, failures, huge or broken videos.
 
 Run alone: `python -m bot.sim.aimlapi --port 8100 --key KEY` prints `API http://127.0.0.1:8100`.
 """
@@ -37,6 +38,7 @@ __all__ = [
     "RecordedRequest",
     "SimGeneration",
     "SubmitRules",
+    "reference_urls",
     "validate_submit",
 ]
 
@@ -48,7 +50,7 @@ _ZEROS = bytes(64 * 1024)
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Texts of aimlapi's documented error pages (AIMLAPI.md §5), used in the `message` of the error body.
+# Texts of aimlapi's documented error pages (its "errors with status code 4xx/5xx" docs), used in the `message`.
 _STATUS_MESSAGES: dict[int, str] = {
     400: "Body validation error!",
     401: "This request requires a valid API key. Please provide your API key in the Authorization header.",
@@ -64,7 +66,8 @@ _STATUS_MESSAGES: dict[int, str] = {
 
 @dataclass(frozen=True)
 class SubmitRules:
-    """The submit-body rules of the model's OpenAPI schema, in one place so a test can diff them."""
+    """The submit-body rules: first those of the model's OpenAPI schema, in one place so a test can diff them
+    against it; then the provider's stricter rules where its sources disagree with the schema (see below)."""
 
     model_enum: tuple[str, ...]
     required: tuple[str, ...]
@@ -78,6 +81,12 @@ class SubmitRules:
     element_reference_max_items: int
     aspect_ratio_enum: tuple[str, ...]
     duration_enum: tuple[int, ...]
+    # Stricter than the schema. The schema allows 1–4 other angles per element and caps `image_list` (7) and
+    # `elements` (4) separately; the upstream model's own documentation says 1–3 angles per element and at most
+    # 7 references in total (images plus elements), and a client of it reported exactly that refusal. We assume
+    # the stricter reading, as a client must.
+    element_reference_provider_max_items: int
+    references_total_max_items: int
 
 
 SUBMIT_RULES = SubmitRules(
@@ -93,6 +102,8 @@ SUBMIT_RULES = SubmitRules(
     element_reference_max_items=4,
     aspect_ratio_enum=("16:9", "9:16", "1:1"),
     duration_enum=(5, 10),
+    element_reference_provider_max_items=3,
+    references_total_max_items=7,
 )
 
 
@@ -136,6 +147,12 @@ def validate_submit(body: object, rules: SubmitRules = SUBMIT_RULES) -> str | No
         problem = _validate_elements(body["elements"], rules)
         if problem:
             return problem
+        total = len(body.get("image_list") or []) + len(body["elements"])
+        if total > rules.references_total_max_items:
+            return (
+                f"image_list, elements: At most {rules.references_total_max_items} images and elements "
+                f"in total, received {total}"
+            )
     if "aspect_ratio" in body and body["aspect_ratio"] not in rules.aspect_ratio_enum:
         expected = " | ".join(f"'{a}'" for a in rules.aspect_ratio_enum)
         return f"aspect_ratio: Invalid enum value. Expected {expected}, received '{body['aspect_ratio']}'"
@@ -155,23 +172,41 @@ def _validate_elements(elements: object, rules: SubmitRules) -> str | None:
         return "elements: Expected array"
     if len(elements) > rules.elements_max_items:
         return f"elements: Array must contain at most {rules.elements_max_items} element(s)"
+    low, high = rules.element_reference_min_items, rules.element_reference_provider_max_items
     for i, element in enumerate(elements):
         if not isinstance(element, dict):
             return f"elements.{i}: Expected object"
+        # Refused like unknown top-level keys: a misspelt key would otherwise be dropped without a word.
+        unknown = [k for k in element if k not in rules.element_required]
+        if unknown:
+            return f"elements.{i}: Unrecognized key(s) in object: " + ", ".join(f"'{k}'" for k in unknown)
         for key in rules.element_required:
             if key not in element:
                 return f"elements.{i}.{key}: Required"
         if not _is_uri(element["frontal_image_url"]):
             return f"elements.{i}.frontal_image_url: Invalid url"
         refs = element["reference_image_urls"]
-        if not isinstance(refs, list) or not (
-            rules.element_reference_min_items <= len(refs) <= rules.element_reference_max_items
-        ):
-            return (
-                f"elements.{i}.reference_image_urls: Array must contain between "
-                f"{rules.element_reference_min_items} and {rules.element_reference_max_items} element(s)"
-            )
+        if not isinstance(refs, list):
+            return f"elements.{i}.reference_image_urls: Expected array"
+        if not low <= len(refs) <= high:
+            return f"elements.{i}.reference_image_urls: Array must contain between {low} and {high} element(s)"
+        for j, url in enumerate(refs):
+            if not _is_uri(url):
+                return f"elements.{i}.reference_image_urls.{j}: Invalid url"
     return None
+
+
+def reference_urls(body: dict[str, object]) -> list[tuple[str, str]]:
+    """Every image URL of a (valid) submit body with the name the provider's errors give it, in body order:
+    `image_list[0]`, …, `elements[0].frontal_image_url`, `elements[0].reference_image_urls[0]`, …"""
+    images = body.get("image_list")
+    named = [(f"image_list[{i}]", str(url)) for i, url in enumerate(images if isinstance(images, list) else [])]
+    elements = body.get("elements")
+    for i, element in enumerate(elements if isinstance(elements, list) else []):
+        named.append((f"elements[{i}].frontal_image_url", str(element["frontal_image_url"])))
+        for j, url in enumerate(element["reference_image_urls"]):
+            named.append((f"elements[{i}].reference_image_urls[{j}]", str(url)))
+    return named
 
 
 @dataclass
@@ -211,7 +246,8 @@ class RecordedRequest:
 
 @dataclass
 class SimGeneration:
-    """One accepted job. `image_error` is set if an `image_list` URL could not be fetched."""
+    """One accepted job. `image_error` is set if a reference image (of `image_list` or `elements`) could not be
+    fetched."""
 
     id: str
     script: JobScript
@@ -377,21 +413,22 @@ class AimlSimulator:
         self.generations[gen.id] = gen
         self._by_token[gen.cdn_token] = gen
         self.submissions.append(body)
-        images = body.get("image_list") or []
+        images = reference_urls(body)
         if self.fetch_images and images:
-            task = asyncio.create_task(self._fetch_images(gen, [str(u) for u in images]))
+            task = asyncio.create_task(self._fetch_images(gen, images))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         else:
             gen.images_done = True
         return web.json_response(self._view(gen, self._clock()))
 
-    async def _fetch_images(self, gen: SimGeneration, urls: list[str]) -> None:
-        """GET each reference image like the provider does; the first failure fails the job."""
+    async def _fetch_images(self, gen: SimGeneration, urls: list[tuple[str, str]]) -> None:
+        """GET each reference image (`image_list` and every element's images) like the provider does; the first
+        failure fails the job, naming the image."""
         assert self._client is not None
         timeout = aiohttp.ClientTimeout(total=10.0)
         try:
-            for index, url in enumerate(urls):
+            for name, url in urls:
                 reason: str | None = None
                 try:
                     async with self._client.get(url, timeout=timeout) as resp:
@@ -404,8 +441,7 @@ class AimlSimulator:
                 if reason is not None:
                     path = urlsplit(url).path or "/"
                     gen.image_error = (
-                        f"Failed to download image_list[{index}] ({path}): {reason}. "
-                        "Make sure the image URL is publicly reachable."
+                        f"Failed to download {name} ({path}): {reason}. Make sure the image URL is publicly reachable."
                     )
                     return
         finally:

@@ -37,7 +37,7 @@ __all__ = [
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
 
-# Upload limit per boost tier, per attachment (DISCORD.md §5). Kept identical to discord.py's
+# Upload limit per boost tier, per attachment (Discord's "Uploading Files" reference). Kept identical to discord.py's
 # `Guild._PREMIUM_GUILD_LIMITS` so that the bot's own `guild.filesize_limit` check and the simulator agree.
 DEFAULT_FILE_LIMIT = 10 * 1024 * 1024
 _TIER_FILE_LIMITS = {0: DEFAULT_FILE_LIMIT, 1: DEFAULT_FILE_LIMIT, 2: 50 * 1024 * 1024, 3: 100 * 1024 * 1024}
