@@ -20,7 +20,7 @@ from discord.ext import commands
 
 from bot.discord_endpoints import point_discord_at
 from bot.sim.discord import DiscordSimulator, SimGuild, guild_on_shard, shard_of
-from bot.sim.discord.__main__ import build_guilds
+from bot.sim.discord.__main__ import build_guilds, parse_args
 
 
 def four_guilds() -> list[SimGuild]:
@@ -198,4 +198,8 @@ def test_guilds_on_chosen_shards() -> None:
     with pytest.raises(ValueError, match="does not exist"):
         guild_on_shard(2, 2)
     # The command line spreads `--guilds` over `--shards`.
-    assert sorted(shard_of(g.id, 2) for g in build_guilds(4, 2)) == [0, 0, 1, 1]
+    args = parse_args(["--guilds", "4", "--shards", "2", "--max-concurrency", "2"])
+    assert (args.guilds, args.shards, args.max_concurrency) == (4, 2, 2)
+    assert sorted(shard_of(g.id, 2) for g in build_guilds(args.guilds, args.shards)) == [0, 0, 1, 1]
+    with pytest.raises(SystemExit):
+        parse_args(["--shards", "0"])
