@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -18,6 +19,8 @@ import pytest
 from aiohttp import web
 
 from bot.sim.aimlapi import AimlSimulator, JobScript, validate_submit
+from bot.sim.discord import DiscordSimulator
+from bot.sim.images import make_png
 from bot.sim.mp4 import build_mp4, iter_boxes
 
 KEY = "sk-sim-test-key-0042"
@@ -109,6 +112,14 @@ async def wait_images_done(sim: AimlSimulator, gen_id: str) -> None:
 
 def body(**extra: object) -> dict[str, object]:
     return {"model": MODEL, "prompt": "a cat", **extra}
+
+
+def element(base: str = "https://i.example", angles: int = 1) -> dict[str, object]:
+    """One character: a front view and `angles` other views."""
+    return {
+        "frontal_image_url": f"{base}/front.png",
+        "reference_image_urls": [f"{base}/a{n}.png" for n in range(angles)],
+    }
 
 
 async def test_lifecycle_with_documented_shapes(
@@ -204,6 +215,12 @@ async def test_unknown_key_is_400_naming_the_key(sim: AimlSimulator, http: aioht
         (body(aspect_ratio="4:3"), "aspect_ratio"),
         (body(elements=[{"frontal_image_url": "https://i.example/f.png"}]), "elements.0.reference_image_urls"),
         (body(elements=[{"frontal_image_url": "https://i/f.png", "reference_image_urls": []}]), "elements.0"),
+        (body(elements=[element(angles=4)]), "elements.0.reference_image_urls: Array must contain between 1 and 3"),
+        (body(elements=[element()] * 5), "elements: Array must contain at most 4"),
+        (body(elements=[{**element(), "frontal_image_url": "front.png"}]), "elements.0.frontal_image_url"),
+        (body(elements=[element(), {**element(), "reference_image_urls": ["https://i/r.png", "r2"]}]), "elements.1"),
+        (body(elements=[{**element(), "name": "fox"}]), "elements.0: Unrecognized key(s) in object: 'name'"),
+        (body(elements=[element()] * 2, image_list=[f"https://i/{n}.png" for n in range(6)]), "in total, received 8"),
         (body(provider=3), "provider"),
     ],
 )
@@ -220,6 +237,7 @@ def test_validation_refuses_and_names_the_field(bad: dict[str, object], names: s
         body(prompt="x" * 2500, duration=10, aspect_ratio="9:16", provider="fal"),
         body(image_list=[f"https://i.example/{i}.png" for i in range(7)]),
         body(elements=[{"frontal_image_url": "https://i/f.png", "reference_image_urls": ["https://i/r.png"]}]),
+        body(elements=[element(angles=3)] * 4, image_list=[f"https://i/{n}.png" for n in range(3)]),
     ],
 )
 def test_validation_accepts_documented_bodies(good: dict[str, object]) -> None:
@@ -266,6 +284,71 @@ async def test_unreachable_image_host_fails_the_job(
     _, polled = await poll(http, sim, created["id"])
     assert polled["status"] == "error"
     assert "image_list[0] (/cat.png)" in polled["error"]["message"]
+
+
+async def test_an_elements_refusal_is_a_body_validation_error_and_creates_nothing(
+    sim: AimlSimulator, http: aiohttp.ClientSession
+) -> None:
+    status, payload = await submit(http, sim, body(elements=[element(angles=4)]))
+    assert status == 400
+    assert set(payload) == ERROR_BODY_KEYS
+    assert payload["message"].startswith("Body validation error! elements.0.reference_image_urls")
+    assert (sim.submissions, sim.generations) == ([], {})
+
+
+async def test_element_images_are_fetched_and_a_failing_one_fails_the_job_by_name(
+    sim: AimlSimulator, http: aiohttp.ClientSession, clock: ManualClock, images: ImageHost
+) -> None:
+    ok = f"{images.base_url}/ok"
+    cast = [
+        element(ok, angles=2),
+        {**element(ok), "reference_image_urls": [f"{ok}/b0.png", f"{images.base_url}/x.png"]},
+    ]
+    _, created = await submit(http, sim, body(image_list=[f"{ok}/scene.png"], elements=cast))
+    await wait_images_done(sim, created["id"])
+    clock.now += 10
+    _, polled = await poll(http, sim, created["id"])
+
+    # Fetched in body order: the images, then each element's front view and its other angles.
+    first = ["/ok/front.png", "/ok/a0.png", "/ok/a1.png"]
+    assert images.fetched == ["/ok/scene.png", *first, "/ok/front.png", "/ok/b0.png", "/x.png"]
+    assert polled["status"] == "error"
+    assert "elements[1].reference_image_urls[1] (/x.png): HTTP 404" in polled["error"]["message"]
+
+
+async def test_an_expired_discord_url_fails_the_job_and_a_refreshed_one_completes_it(
+    sim: AimlSimulator, http: aiohttp.ClientSession, clock: ManualClock
+) -> None:
+    """A character's images live in a message on Discord; the provider fetches them from Discord's CDN."""
+    async with DiscordSimulator(token="TOKEN") as discord_sim:
+        headers = {"Authorization": f"Bot {discord_sim.token}"}
+        form = aiohttp.FormData(quote_fields=False)
+        form.add_field("payload_json", json.dumps({"content": "Character: Nimbus"}))
+        for n, name in enumerate(("front.png", "side.png")):
+            form.add_field(f"files[{n}]", make_png(8, 8), filename=name, content_type="application/octet-stream")
+        url = f"{discord_sim.rest_url}/channels/{discord_sim.guild.text_channel_id}/messages"
+        async with http.post(url, data=form, headers=headers) as resp:
+            sheet = await resp.json()
+        front, side = (a["url"] for a in sheet["attachments"])
+        nimbus = {"frontal_image_url": front, "reference_image_urls": [side]}
+
+        discord_sim.expire_attachment_urls()  # a month later
+        _, stale = await submit(http, sim, body(elements=[nimbus]))
+        await wait_images_done(sim, stale["id"])
+
+        refresh = f"{discord_sim.rest_url}/attachments/refresh-urls"
+        async with http.post(refresh, json={"attachment_urls": [front, side]}, headers=headers) as resp:
+            fresh = {p["original"]: p["refreshed"] for p in (await resp.json())["refreshed_urls"]}
+        renewed = {"frontal_image_url": fresh[front], "reference_image_urls": [fresh[side]]}
+        _, good = await submit(http, sim, body(elements=[renewed]))
+        await wait_images_done(sim, good["id"])
+    clock.now += 10
+
+    _, failed = await poll(http, sim, stale["id"])
+    assert failed["status"] == "error"
+    assert "elements[0].frontal_image_url" in failed["error"]["message"]
+    assert "HTTP 404" in failed["error"]["message"]
+    assert (await poll(http, sim, good["id"]))[1]["status"] == "completed"
 
 
 async def test_scripts_apply_in_order_then_the_default(

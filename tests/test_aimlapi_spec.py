@@ -91,6 +91,22 @@ def test_submit_rules_match_the_spec(request_schema: dict[str, Any]) -> None:
         else:
             assert ours[name] == value, name
     assert props["duration"]["type"] == "integer"  # why the client sends an int, not "5"
+    # The provider's stricter rules only ever narrow what the schema allows.
+    assert SUBMIT_RULES.element_reference_provider_max_items <= from_spec["element_reference_max_items"]
+    assert SUBMIT_RULES.references_total_max_items <= (
+        from_spec["image_list_max_items"] + from_spec["elements_max_items"]
+    )
+
+
+def _element(angles: int) -> dict[str, Any]:
+    return {
+        "frontal_image_url": "https://a/f.png",
+        "reference_image_urls": [f"https://a/r{i}.png" for i in range(angles)],
+    }
+
+
+def _with_elements(*elements: Any, **extra: Any) -> dict[str, Any]:
+    return {"model": MODEL, "prompt": "p", "elements": list(elements), **extra}
 
 
 SAMPLES: list[dict[str, Any]] = [
@@ -113,21 +129,26 @@ SAMPLES: list[dict[str, Any]] = [
     {"model": MODEL, "prompt": "p", "provider": "fal"},
     {"model": MODEL, "prompt": "p", "negative_prompt": "blur"},
     {"model": MODEL, "prompt": "p", "elements": [{"frontal_image_url": "https://a/f.png"}]},
-    {
-        "model": MODEL,
-        "prompt": "p",
-        "elements": [{"frontal_image_url": "https://a/f.png", "reference_image_urls": ["https://a/r.png"] * 4}],
-    },
-    {
-        "model": MODEL,
-        "prompt": "p",
-        "elements": [{"frontal_image_url": "https://a/f.png", "reference_image_urls": ["https://a/r.png"] * 5}],
-    },
-    {
-        "model": MODEL,
-        "prompt": "p",
-        "elements": [{"frontal_image_url": "https://a/f.png", "reference_image_urls": ["https://a/r.png"]}] * 5,
-    },
+    _with_elements(_element(3)),
+    _with_elements(_element(5)),
+    _with_elements(*[_element(1)] * 4),
+    _with_elements(*[_element(1)] * 5),
+    _with_elements(),
+    _with_elements({"reference_image_urls": ["https://a/r.png"]}),
+    _with_elements({"frontal_image_url": 5, "reference_image_urls": ["https://a/r.png"]}),
+    _with_elements({"frontal_image_url": "https://a/f.png", "reference_image_urls": "https://a/r.png"}),
+    _with_elements({"frontal_image_url": "https://a/f.png", "reference_image_urls": []}),
+    _with_elements("https://a/f.png"),
+    _with_elements(*[_element(2)] * 4, image_list=["https://a/1.png"] * 3),
+]
+
+# Bodies the schema lets through but the provider refuses (the stricter readings the simulator assumes), with
+# the part of the refusal that names the rule.
+STRICTER: list[tuple[dict[str, Any], str]] = [
+    (_with_elements(_element(4)), "elements.0.reference_image_urls: Array must contain between 1 and 3"),
+    (_with_elements(*[_element(1)] * 4, image_list=["https://a/1.png"] * 4), "At most 7 images and elements in total"),
+    (_with_elements(*[_element(1)] * 1, image_list=["https://a/1.png"] * 7), "received 8"),
+    (_with_elements({**_element(1), "back_image_url": "https://a/b.png"}), "elements.0: Unrecognized key"),
 ]
 
 
@@ -138,6 +159,16 @@ def test_simulator_validation_agrees_with_the_schema(request_schema: dict[str, A
     strict["additionalProperties"] = False
     schema_ok = jsonschema.Draft7Validator(strict).is_valid(sample)
     assert (validate_submit(sample) is None) == schema_ok
+
+
+@pytest.mark.parametrize(("sample", "rule"), STRICTER)
+def test_simulator_is_stricter_only_where_the_provider_is(
+    request_schema: dict[str, Any], sample: dict[str, Any], rule: str
+) -> None:
+    assert jsonschema.Draft7Validator(request_schema).is_valid(sample)
+    problem = validate_submit(sample)
+    assert problem is not None
+    assert rule in problem
 
 
 @pytest.fixture

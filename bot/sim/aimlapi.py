@@ -1,7 +1,8 @@
 """A local stand-in for the AI/ML API video endpoint (Kling Video O1 reference-to-video).
 
-It behaves like the real service as AIMLAPI.md documents it: Bearer-key check, schema validation of submit
-bodies (unknown keys refused), an image fetch of every `image_list` URL, jobs that move queued → generating →
+It behaves like the real service as far as its documentation and its upstream's tell: Bearer-key check, schema
+validation of submit bodies (`aimlapi_rules.py`: unknown keys refused, the stricter reading where sources
+disagree), an image fetch of every `image_list` and `elements` URL, jobs that move queued → generating →
 completed|error on the simulator's clock, documented error bodies, and a CDN path serving a real MP4. Each job
 follows a `JobScript`, so tests can ask for rate limits, outages, failures, huge or broken videos.
 
@@ -14,7 +15,6 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import json
 import logging
 import signal
 import time
@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from bot.sim.aimlapi_rules import SUBMIT_RULES, SubmitRules, reference_urls, validate_submit
 from bot.sim.mp4 import build_mp4, mp4_parts
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "RecordedRequest",
     "SimGeneration",
     "SubmitRules",
+    "reference_urls",
     "validate_submit",
 ]
 
@@ -48,7 +50,7 @@ _ZEROS = bytes(64 * 1024)
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Texts of aimlapi's documented error pages (AIMLAPI.md §5), used in the `message` of the error body.
+# Texts of aimlapi's documented error pages (its "errors with status code 4xx/5xx" docs), used in the `message`.
 _STATUS_MESSAGES: dict[int, str] = {
     400: "Body validation error!",
     401: "This request requires a valid API key. Please provide your API key in the Authorization header.",
@@ -60,118 +62,6 @@ _STATUS_MESSAGES: dict[int, str] = {
     503: "Service unavailable",
     504: "Generation timeout",
 }
-
-
-@dataclass(frozen=True)
-class SubmitRules:
-    """The submit-body rules of the model's OpenAPI schema, in one place so a test can diff them."""
-
-    model_enum: tuple[str, ...]
-    required: tuple[str, ...]
-    allowed_keys: tuple[str, ...]
-    prompt_max_length: int
-    image_list_min_items: int
-    image_list_max_items: int
-    elements_max_items: int
-    element_required: tuple[str, ...]
-    element_reference_min_items: int
-    element_reference_max_items: int
-    aspect_ratio_enum: tuple[str, ...]
-    duration_enum: tuple[int, ...]
-
-
-SUBMIT_RULES = SubmitRules(
-    model_enum=("klingai/video-o1-reference-to-video",),
-    required=("model", "prompt"),
-    allowed_keys=("model", "prompt", "image_list", "elements", "aspect_ratio", "duration", "provider"),
-    prompt_max_length=2500,
-    image_list_min_items=1,
-    image_list_max_items=7,
-    elements_max_items=4,
-    element_required=("reference_image_urls", "frontal_image_url"),
-    element_reference_min_items=1,
-    element_reference_max_items=4,
-    aspect_ratio_enum=("16:9", "9:16", "1:1"),
-    duration_enum=(5, 10),
-)
-
-
-def _is_uri(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    parts = urlsplit(value)
-    return bool(parts.scheme) and (bool(parts.netloc) or parts.scheme == "data")
-
-
-def validate_submit(body: object, rules: SubmitRules = SUBMIT_RULES) -> str | None:
-    """None when `body` is acceptable, else the validation detail (zod-style wording, like aimlapi's)."""
-    if not isinstance(body, dict):
-        return "Expected object, received " + type(body).__name__
-    unknown = [k for k in body if k not in rules.allowed_keys]
-    if unknown:
-        return "Unrecognized key(s) in object: " + ", ".join(f"'{k}'" for k in unknown)
-    for key in rules.required:
-        if key not in body:
-            return f"{key}: Required"
-    if body["model"] not in rules.model_enum:
-        return f"model: Invalid enum value. Expected {' | '.join(rules.model_enum)}, received '{body['model']}'"
-    prompt = body["prompt"]
-    if not isinstance(prompt, str):
-        return "prompt: Expected string, received " + type(prompt).__name__
-    if len(prompt) > rules.prompt_max_length:
-        return f"prompt: String must contain at most {rules.prompt_max_length} character(s)"
-    if "image_list" in body:
-        images = body["image_list"]
-        if not isinstance(images, list):
-            return "image_list: Expected array"
-        if not rules.image_list_min_items <= len(images) <= rules.image_list_max_items:
-            return (
-                f"image_list: Array must contain between {rules.image_list_min_items} and "
-                f"{rules.image_list_max_items} element(s)"
-            )
-        for i, url in enumerate(images):
-            if not _is_uri(url):
-                return f"image_list.{i}: Invalid url"
-    if "elements" in body:
-        problem = _validate_elements(body["elements"], rules)
-        if problem:
-            return problem
-    if "aspect_ratio" in body and body["aspect_ratio"] not in rules.aspect_ratio_enum:
-        expected = " | ".join(f"'{a}'" for a in rules.aspect_ratio_enum)
-        return f"aspect_ratio: Invalid enum value. Expected {expected}, received '{body['aspect_ratio']}'"
-    if "duration" in body:
-        duration = body["duration"]
-        # The schema types duration as integer; bool is an int subclass in Python but not in JSON.
-        if isinstance(duration, bool) or duration not in rules.duration_enum or not isinstance(duration, int):
-            expected = " | ".join(str(d) for d in rules.duration_enum)
-            return f"duration: Invalid enum value. Expected {expected}, received {json.dumps(duration)}"
-    if "provider" in body and not isinstance(body["provider"], str):
-        return "provider: Expected string"
-    return None
-
-
-def _validate_elements(elements: object, rules: SubmitRules) -> str | None:
-    if not isinstance(elements, list):
-        return "elements: Expected array"
-    if len(elements) > rules.elements_max_items:
-        return f"elements: Array must contain at most {rules.elements_max_items} element(s)"
-    for i, element in enumerate(elements):
-        if not isinstance(element, dict):
-            return f"elements.{i}: Expected object"
-        for key in rules.element_required:
-            if key not in element:
-                return f"elements.{i}.{key}: Required"
-        if not _is_uri(element["frontal_image_url"]):
-            return f"elements.{i}.frontal_image_url: Invalid url"
-        refs = element["reference_image_urls"]
-        if not isinstance(refs, list) or not (
-            rules.element_reference_min_items <= len(refs) <= rules.element_reference_max_items
-        ):
-            return (
-                f"elements.{i}.reference_image_urls: Array must contain between "
-                f"{rules.element_reference_min_items} and {rules.element_reference_max_items} element(s)"
-            )
-    return None
 
 
 @dataclass
@@ -211,7 +101,8 @@ class RecordedRequest:
 
 @dataclass
 class SimGeneration:
-    """One accepted job. `image_error` is set if an `image_list` URL could not be fetched."""
+    """One accepted job. `image_error` is set if a reference image (of `image_list` or `elements`) could not be
+    fetched."""
 
     id: str
     script: JobScript
@@ -377,21 +268,22 @@ class AimlSimulator:
         self.generations[gen.id] = gen
         self._by_token[gen.cdn_token] = gen
         self.submissions.append(body)
-        images = body.get("image_list") or []
+        images = reference_urls(body)
         if self.fetch_images and images:
-            task = asyncio.create_task(self._fetch_images(gen, [str(u) for u in images]))
+            task = asyncio.create_task(self._fetch_images(gen, images))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         else:
             gen.images_done = True
         return web.json_response(self._view(gen, self._clock()))
 
-    async def _fetch_images(self, gen: SimGeneration, urls: list[str]) -> None:
-        """GET each reference image like the provider does; the first failure fails the job."""
+    async def _fetch_images(self, gen: SimGeneration, urls: list[tuple[str, str]]) -> None:
+        """GET each reference image (`image_list` and every element's images) like the provider does; the first
+        failure fails the job, naming the image."""
         assert self._client is not None
         timeout = aiohttp.ClientTimeout(total=10.0)
         try:
-            for index, url in enumerate(urls):
+            for name, url in urls:
                 reason: str | None = None
                 try:
                     async with self._client.get(url, timeout=timeout) as resp:
@@ -404,8 +296,7 @@ class AimlSimulator:
                 if reason is not None:
                     path = urlsplit(url).path or "/"
                     gen.image_error = (
-                        f"Failed to download image_list[{index}] ({path}): {reason}. "
-                        "Make sure the image URL is publicly reachable."
+                        f"Failed to download {name} ({path}): {reason}. Make sure the image URL is publicly reachable."
                     )
                     return
         finally:

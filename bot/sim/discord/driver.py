@@ -1,4 +1,5 @@
-"""The test driver: what a member does in the Discord client (run a slash command, click, submit a modal).
+"""The test driver: what a member does in the Discord client (run a slash command, type into an autocomplete
+option, click, submit a modal).
 
 Each action builds the INTERACTION_CREATE payload Discord would send (options typed from the *synced* command
 schema, `resolved` users/members/roles/channels/attachments, permissions, `attachment_size_limit`), dispatches it
@@ -7,154 +8,26 @@ over the gateway and returns an `InteractionHandle` that follows the bot's respo
 
 from __future__ import annotations
 
-import base64
-import secrets
 from typing import TYPE_CHECKING, Any
 
+from .handle import InteractionHandle, InteractionType, SimError
 from .payloads import attachment_json, channel_json, member_json, message_json, role_json, user_json
 from .permissions import base_permissions, channel_permissions
 from .state import ALL_PERMISSIONS, AttachmentSpec, Perm, SimAttachment, SimChannel, SimGuild, SimMessage
 
 if TYPE_CHECKING:
-    from .server import DiscordSimulator
+    from .core import SimCore
 
 __all__ = [
-    "InteractionHandle",
-    "SimError",
+    "build_autocomplete_interaction",
     "build_command_interaction",
     "build_component_interaction",
     "build_modal_interaction",
 ]
 
 
-class SimError(Exception):
-    """A driver action that the Discord client itself would refuse (unsynced command, bad option, …)."""
-
-
-class InteractionType:
-    """Interaction types."""
-
-    APPLICATION_COMMAND = 2
-    MESSAGE_COMPONENT = 3
-    AUTOCOMPLETE = 4
-    MODAL_SUBMIT = 5
-
-
-class InteractionHandle:
-    """One interaction as the simulator sees it, from dispatch through the bot's responses."""
-
-    def __init__(
-        self,
-        sim: DiscordSimulator,
-        *,
-        id: int,
-        type: int,
-        user_id: int,
-        channel_id: int,
-        guild_id: int | None,
-        name: str,
-        attachment_size_limit: int,
-        source_message_id: int | None = None,
-    ) -> None:
-        self.sim = sim
-        self.id = id
-        self.type = type
-        self.token = "aW50ZXJhY3Rpb246" + base64.urlsafe_b64encode(secrets.token_bytes(48)).decode().rstrip("=")
-        self.user_id = user_id
-        self.channel_id = channel_id
-        self.guild_id = guild_id
-        self.name = name
-        self.attachment_size_limit = attachment_size_limit
-        self.source_message_id = source_message_id
-        self.created_at = sim.now()
-        self.payload: dict[str, Any] = {}
-        self.response_type: int | None = None
-        self.acknowledged_at: float | None = None
-        self.ephemeral = False
-        self.original_message_id: int | None = None
-        self.original_edits = 0
-        self.followup_ids: list[int] = []
-        self.modal: dict[str, Any] | None = None
-        self.trigger: InteractionHandle | None = None  # for a modal submit: the interaction that showed it
-        self.autocomplete_choices: list[dict[str, Any]] | None = None
-
-    def __repr__(self) -> str:
-        return f"<InteractionHandle id={self.id} name={self.name!r} response_type={self.response_type}>"
-
-    def metadata(self) -> dict[str, Any]:
-        """The `interaction_metadata` Discord attaches to messages this interaction created."""
-        user = self.sim.users.get(self.user_id)
-        meta: dict[str, Any] = {
-            "id": str(self.id),
-            "type": self.type,
-            "user": user_json(user) if user else {"id": str(self.user_id)},
-            "authorizing_integration_owners": {"0": str(self.guild_id)} if self.guild_id else {},
-        }
-        if self.type == InteractionType.APPLICATION_COMMAND:
-            meta["name"] = self.name
-        if self.original_message_id is not None:
-            meta["original_response_message_id"] = str(self.original_message_id)
-        if self.type == InteractionType.MESSAGE_COMPONENT and self.source_message_id is not None:
-            meta["interacted_message_id"] = str(self.source_message_id)
-        if self.type == InteractionType.MODAL_SUBMIT:
-            trigger = (
-                self.trigger.metadata()
-                if self.trigger
-                else {
-                    "id": str(self.id),
-                    "type": InteractionType.APPLICATION_COMMAND,
-                    "user": meta["user"],
-                    "authorizing_integration_owners": meta["authorizing_integration_owners"],
-                }
-            )
-            meta["triggering_interaction_metadata"] = trigger
-        return meta
-
-    @property
-    def response(self) -> SimMessage | None:
-        """The original response message, if any."""
-        if self.original_message_id is None:
-            return None
-        return self.sim.message(self.original_message_id, include_ephemeral=True)
-
-    @property
-    def followups(self) -> list[SimMessage]:
-        """Messages sent through the followup endpoint (still existing ones)."""
-        found = (self.sim.message(m, include_ephemeral=True) for m in self.followup_ids)
-        return [m for m in found if m is not None]
-
-    async def wait_ack(self, timeout: float = 5.0) -> int:  # noqa: ASYNC109
-        """Wait until the bot acknowledged the interaction; returns the callback type."""
-        await self.sim.wait_for(lambda: self.response_type is not None, timeout=timeout)
-        assert self.response_type is not None
-        return self.response_type
-
-    async def wait_response(self, timeout: float = 5.0) -> SimMessage:  # noqa: ASYNC109
-        """The initial response: the reply (type 4), the updated message (7), or after a defer (5, 6) the
-        message once the bot first edited it. Raises SimError for a modal or autocomplete response."""
-
-        def ready() -> bool:
-            if self.response_type in (4, 7):
-                return self.response is not None
-            if self.response_type in (5, 6):
-                return self.original_edits > 0 and self.response is not None
-            return self.response_type in (8, 9)
-
-        await self.sim.wait_for(ready, timeout=timeout)
-        if self.response_type in (8, 9):
-            raise SimError(f"the bot answered with callback type {self.response_type}, not a message")
-        msg = self.response
-        assert msg is not None
-        return msg
-
-    async def wait_followups(self, n: int, timeout: float = 5.0) -> list[SimMessage]:  # noqa: ASYNC109
-        """Wait until at least `n` followup messages exist; returns them oldest first."""
-        await self.sim.wait_for(lambda: len(self.followups) >= n, timeout=timeout)
-        return self.followups
-
-
 def _new_handle(
-    sim: DiscordSimulator,
+    sim: SimCore,
     kind: int,
     guild: SimGuild,
     channel: SimChannel,
@@ -190,9 +63,7 @@ def _channel_payload(guild: SimGuild, channel: SimChannel, user_id: int) -> dict
     return data
 
 
-def _base_payload(
-    sim: DiscordSimulator, handle: InteractionHandle, guild: SimGuild, channel: SimChannel
-) -> dict[str, Any]:
+def _base_payload(sim: SimCore, handle: InteractionHandle, guild: SimGuild, channel: SimChannel) -> dict[str, Any]:
     return {
         "id": str(handle.id),
         "application_id": str(sim.application_id),
@@ -214,7 +85,7 @@ def _base_payload(
     }
 
 
-def _find_command(sim: DiscordSimulator, name: str, guild_id: int) -> tuple[dict[str, Any], bool]:
+def _find_command(sim: SimCore, name: str, guild_id: int) -> tuple[dict[str, Any], bool]:
     for cmd in sim.guild_commands.get(guild_id, []):
         if cmd["name"] == name and cmd.get("type", 1) == 1:
             return cmd, True
@@ -225,7 +96,7 @@ def _find_command(sim: DiscordSimulator, name: str, guild_id: int) -> tuple[dict
 
 
 def _resolve_value(
-    sim: DiscordSimulator,
+    sim: SimCore,
     guild: SimGuild,
     opt: dict[str, Any],
     value: Any,
@@ -277,7 +148,7 @@ def _resolve_value(
 
 
 def _build_options(
-    sim: DiscordSimulator,
+    sim: SimCore,
     guild: SimGuild,
     channel: SimChannel,
     schema: list[dict[str, Any]],
@@ -320,17 +191,11 @@ def _build_options(
     return out
 
 
-def build_command_interaction(
-    sim: DiscordSimulator,
-    name: str,
-    *,
-    user_id: int,
-    channel_id: int,
-    options: dict[str, Any] | None,
-    attachments: dict[str, AttachmentSpec] | None,
-    subcommand: str | None,
-) -> InteractionHandle:
-    """Build (not dispatch) a CHAT_INPUT interaction for a synced command."""
+def _usable_command(
+    sim: SimCore, name: str, user_id: int, channel_id: int
+) -> tuple[SimGuild, SimChannel, dict[str, Any], bool]:
+    """The guild, channel and synced command a member may run there (SimError where the client would not
+    offer the command); the flag says whether it is a guild command."""
     guild, channel = sim.locate_channel(channel_id)
     command, is_guild_command = _find_command(sim, name, guild.id)
     needed = command.get("default_member_permissions")
@@ -341,6 +206,55 @@ def build_command_interaction(
             raise SimError(f"member {user_id} may not use /{name} (needs permissions {needed_bits})")
     if not channel_permissions(guild, channel, user_id) & Perm.USE_APPLICATION_COMMANDS:
         raise SimError(f"member {user_id} cannot use application commands in channel {channel_id}")
+    return guild, channel, command, is_guild_command
+
+
+def _descend(
+    name: str, command: dict[str, Any], subcommand: str | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The option schema of `/name subcommand` and the (empty) subcommand wrappers to nest the options in."""
+    schema: list[dict[str, Any]] = command.get("options") or []
+    wrappers: list[dict[str, Any]] = []
+    for part in subcommand.split() if subcommand else []:
+        sub = next((o for o in schema if o["name"] == part and o["type"] in (1, 2)), None)
+        if sub is None:
+            raise SimError(f"/{name} has no subcommand or group {part!r}")
+        wrappers.append({"name": part, "type": sub["type"]})
+        schema = sub.get("options") or []
+    return schema, wrappers
+
+
+def _command_data(
+    guild: SimGuild,
+    command: dict[str, Any],
+    is_guild_command: bool,
+    wrappers: list[dict[str, Any]],
+    leaf: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The interaction's `data`: the command's id and name with the options nested under the subcommands."""
+    for wrapper in reversed(wrappers):
+        wrapper["options"] = leaf
+        leaf = [wrapper]
+    data: dict[str, Any] = {"id": str(command["id"]), "name": command["name"], "type": 1}
+    if is_guild_command:
+        data["guild_id"] = str(guild.id)
+    if leaf:
+        data["options"] = leaf
+    return data
+
+
+def build_command_interaction(
+    sim: SimCore,
+    name: str,
+    *,
+    user_id: int,
+    channel_id: int,
+    options: dict[str, Any] | None,
+    attachments: dict[str, AttachmentSpec] | None,
+    subcommand: str | None,
+) -> InteractionHandle:
+    """Build (not dispatch) a CHAT_INPUT interaction for a synced command."""
+    guild, channel, command, is_guild_command = _usable_command(sim, name, user_id, channel_id)
     handle = _new_handle(
         sim,
         InteractionType.APPLICATION_COMMAND,
@@ -349,27 +263,68 @@ def build_command_interaction(
         user_id=user_id,
         name=name if subcommand is None else f"{name} {subcommand}",
     )
+    schema, wrappers = _descend(name, command, subcommand)
     resolved: dict[str, dict[str, Any]] = {}
-    schema: list[dict[str, Any]] = command.get("options") or []
-    path = subcommand.split() if subcommand else []
-    wrappers: list[dict[str, Any]] = []
-    for part in path:
-        sub = next((o for o in schema if o["name"] == part and o["type"] in (1, 2)), None)
-        if sub is None:
-            raise SimError(f"/{name} has no subcommand or group {part!r}")
-        wrappers.append({"name": part, "type": sub["type"]})
-        schema = sub.get("options") or []
     leaf = _build_options(sim, guild, channel, schema, options or {}, attachments or {}, resolved, user_id)
-    for wrapper in reversed(wrappers):
-        wrapper["options"] = leaf
-        leaf = [wrapper]
-    data: dict[str, Any] = {"id": str(command["id"]), "name": name, "type": 1}
-    if is_guild_command:
-        data["guild_id"] = str(guild.id)
-    if leaf:
-        data["options"] = leaf
+    data = _command_data(guild, command, is_guild_command, wrappers, leaf)
     if resolved:
         data["resolved"] = resolved
+    handle.payload = _base_payload(sim, handle, guild, channel) | {"data": data}
+    return handle
+
+
+def build_autocomplete_interaction(
+    sim: SimCore,
+    name: str,
+    *,
+    user_id: int,
+    channel_id: int,
+    focused: str,
+    value: str,
+    options: dict[str, Any] | None,
+    subcommand: str | None,
+) -> InteractionHandle:
+    """Build an APPLICATION_COMMAND_AUTOCOMPLETE (type 4) interaction: the member is typing `value` into the
+    option `focused` of `/name`, with `options` already filled in.
+
+    As Discord sends it: the focused option carries `"focused": true` and the partial text as typed (a string,
+    whatever the option type; a number option only once the text parses as a number, since the client validates
+    that); the other filled options carry their values; required options may be missing; there is no `resolved`.
+    The client only asks for options synced with `"autocomplete": true`."""
+    guild, channel, command, is_guild_command = _usable_command(sim, name, user_id, channel_id)
+    schema, wrappers = _descend(name, command, subcommand)
+    known = {o["name"]: o for o in schema}
+    spec = known.get(focused)
+    if spec is None or not spec.get("autocomplete"):
+        raise SimError(f"option {focused!r} of /{name} is not synced with autocomplete; the client would not ask")
+    if spec["type"] in (4, 10) and value != "":
+        try:
+            float(value)
+        except ValueError as exc:
+            raise SimError(f"{value!r} is not a number; the client would not send it for {focused!r}") from exc
+    filled = dict(options or {})
+    filled.pop(focused, None)
+    for other in filled:
+        if other not in known:
+            raise SimError(f"unknown option {other!r}; the command has {sorted(known)}")
+    leaf: list[dict[str, Any]] = []
+    for opt in schema:
+        if opt["name"] == focused:
+            leaf.append({"name": focused, "type": opt["type"], "value": str(value), "focused": True})
+        elif opt["name"] in filled:
+            typed = _resolve_value(sim, guild, opt, filled[opt["name"]], {}, user_id)
+            leaf.append({"name": opt["name"], "type": opt["type"], "value": typed})
+    handle = _new_handle(
+        sim,
+        InteractionType.AUTOCOMPLETE,
+        guild,
+        channel,
+        user_id=user_id,
+        name=name if subcommand is None else f"{name} {subcommand}",
+    )
+    handle.focused_option = focused
+    handle.focused_type = int(spec["type"])
+    data = _command_data(guild, command, is_guild_command, wrappers, leaf)
     handle.payload = _base_payload(sim, handle, guild, channel) | {"data": data}
     return handle
 
@@ -388,7 +343,7 @@ def _find_component(components: list[dict[str, Any]], custom_id: str) -> dict[st
 
 
 def build_component_interaction(
-    sim: DiscordSimulator, message: SimMessage, custom_id: str, *, user_id: int, values: list[str] | None
+    sim: SimCore, message: SimMessage, custom_id: str, *, user_id: int, values: list[str] | None
 ) -> InteractionHandle:
     """Build a MESSAGE_COMPONENT interaction (button click or select) on a message."""
     component = _find_component(message.components, custom_id)
@@ -434,7 +389,7 @@ def _modal_answer(component: dict[str, Any], values: dict[str, Any]) -> dict[str
 
 
 def build_modal_interaction(
-    sim: DiscordSimulator,
+    sim: SimCore,
     custom_id: str,
     values: dict[str, Any],
     *,

@@ -1,5 +1,9 @@
 """The gateway WebSocket: HELLO, heartbeats, IDENTIFY → READY + GUILD_CREATE, RESUME, member chunks, dispatch.
 
+Sharding works as on Discord: IDENTIFY may carry `[shard_id, shard_count]`; each session receives the events of
+the guilds with `(guild_id >> 22) % shard_count == shard_id` (events without a guild go to shard 0); IDENTIFYs
+faster than `max_concurrency` per 5 seconds are refused with Invalid Session.
+
 Sessions outlive their sockets so a client that reconnects can RESUME and receive the events it missed.
 Dispatch is synchronous (events are queued per connection and written by a task), so simulator controls
 that change state can emit events without awaiting.
@@ -12,6 +16,7 @@ import contextlib
 import json
 import logging
 import secrets
+import time
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
@@ -23,13 +28,14 @@ from .http_util import sim_of
 from .payloads import guild_create_json, member_json, user_json
 
 if TYPE_CHECKING:
-    from .server import DiscordSimulator
+    from .core import SimCore
 
 __all__ = ["GatewayConnection", "GatewayHub", "GatewaySession", "Intent"]
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_MS = 41250
+IDENTIFY_WINDOW = 5.0  # seconds per IDENTIFY and rate-limit key (Discord's max_concurrency rule)
 _REPLAY_BUFFER = 2000
 
 
@@ -141,11 +147,19 @@ class GatewaySession:
 class GatewayHub:
     """All gateway sessions and sockets of one simulator."""
 
-    def __init__(self, sim: DiscordSimulator) -> None:
+    def __init__(self, sim: SimCore, *, shards: int = 1, max_concurrency: int = 1) -> None:
         self._sim = sim
         self.sessions: dict[str, GatewaySession] = {}
         self.connections: set[GatewayConnection] = set()
+        # What GET /gateway/bot answers; max_concurrency also paces IDENTIFY (see `_identify`).
+        self.recommended_shards = shards
+        self.max_concurrency = max_concurrency
+        # Discord's 5 seconds. A restarted bot meets it too (its last IDENTIFY was moments ago), and discord.py
+        # then waits 5 s and IDENTIFYs again; a test that restarts bots often may shorten it knowingly.
+        self.identify_window = IDENTIFY_WINDOW
+        self._last_identify: dict[int, float] = {}  # rate-limit key → monotonic time of its last IDENTIFY
         self.identify_count = 0
+        self.identify_refused = 0
         self.resume_count = 0
         self.ready_count = 0
         self.compressions: list[str | None] = []
@@ -160,6 +174,17 @@ class GatewayHub:
             if intent is not None and not session.intents & intent:
                 continue
             session.push(event, data)
+
+    def shard_events(self, shard_id: int, event: str | None = None) -> list[dict[str, Any]]:
+        """The dispatches sent to sessions of one shard (optionally one event type), oldest first, as frames
+        `{"op": 0, "t", "s", "d"}`; READY and RESUMED included. Kept per session for RESUME (the last 2000)."""
+        return [
+            frame
+            for session in self.sessions.values()
+            if session.shard_id == shard_id
+            for frame in session.events
+            if event is None or frame["t"] == event
+        ]
 
     # -- controls --------------------------------------------------------------------------------------------
 
@@ -247,6 +272,13 @@ class GatewayHub:
         if shard_count < 1 or not 0 <= shard_id < shard_count:
             await conn.close(4010, b"Invalid shard.")
             return
+        if not self._may_identify(shard_id):
+            # Discord: an app that IDENTIFYs faster than max_concurrency per 5 seconds gets Invalid Session
+            # (op 9) with d=false: no session; the client waits and IDENTIFYs again.
+            self.identify_refused += 1
+            conn.send({"op": 9, "d": False, "s": None, "t": None})
+            sim.notify()
+            return
         # A new session for this shard supersedes disconnected old ones (they would buffer events forever).
         for old_id, old in list(self.sessions.items()):
             if old.shard_id == shard_id and old.conn is None:
@@ -280,6 +312,18 @@ class GatewayHub:
             session.push("GUILD_CREATE", guild_create_json(sim, guild))
         self.ready_count += 1
         sim.notify()
+
+    def _may_identify(self, shard_id: int) -> bool:
+        """One IDENTIFY per `identify_window` (5 s) per rate-limit key `shard_id % max_concurrency`, so up to
+        max_concurrency shards may start together. Real time, like the REST buckets: the simulator's clock
+        offset models ages of tokens and URLs, not the passage of time between requests."""
+        key = shard_id % max(self.max_concurrency, 1)
+        now = time.monotonic()
+        last = self._last_identify.get(key)
+        if last is not None and now - last < self.identify_window:
+            return False
+        self._last_identify[key] = now
+        return True
 
     async def _resume(self, conn: GatewayConnection, data: Any) -> None:
         if not isinstance(data, dict) or not self._token_ok(data.get("token")):

@@ -1,23 +1,27 @@
 """Interaction REST: the callback, `@original` and followups on the interaction-token webhook.
 
 Rules enforced: the first callback must arrive within `interaction_deadline` (3 s) → else 404/10062; a second
-callback → 400/40060; the token works for `token_lifetime` (15 min) → else 401/50027. After a type-5 defer the
-first followup edits the loading message instead of creating one (Discord's documented behaviour).
+callback → 400/40060; the token works for `token_lifetime` (15 min) → else 401/50027. An autocomplete interaction
+takes only suggestions (type 8: at most 25 choices, names of 1–100 characters, values of the option's type), so it
+cannot be deferred or answered with a message. After a type-5 defer the first followup edits the loading message
+instead of creating one (Discord's documented behaviour).
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .driver import InteractionHandle, InteractionType
+from .handle import InteractionHandle, InteractionType
 from .http_util import empty_response, json_response, read_body, sim_of
 from .messages import (
     SETTABLE_FLAGS,
     apply_edit,
     build_attachments,
     compute_mentions,
+    form_error,
     number_components,
     validate_message,
 )
@@ -30,6 +34,9 @@ if TYPE_CHECKING:
 __all__ = ["ROUTES"]
 
 _TRUE = ("1", "true", "True")
+MAX_CHOICES = 25
+MAX_CHOICE_NAME = 100  # also the longest string value ("up to 100 characters if string")
+MAX_INT = 2**53 - 1
 
 
 def _unknown_interaction() -> ApiError:
@@ -96,6 +103,9 @@ async def callback(request: web.Request) -> web.StreamResponse:
     data = body.get("data") or {}
     if not isinstance(data, dict):
         raise ApiError(400, 50035, "Invalid Form Body")
+    if h.type == InteractionType.AUTOCOMPLETE and rtype != 8:
+        # Suggestions are the only answer: no message, no defer (Discord: "In type: Value must be one of {8}.").
+        raise form_error("type", "BASE_TYPE_CHOICES", "Value must be one of {8}.")
     is_component = h.type == InteractionType.MESSAGE_COMPONENT or (
         h.type == InteractionType.MODAL_SUBMIT and h.source_message_id is not None
     )
@@ -121,7 +131,9 @@ async def callback(request: web.Request) -> web.StreamResponse:
             sim.message_updated(source)
             h.original_edits += 1
     elif rtype == 8 and h.type == InteractionType.AUTOCOMPLETE:
-        h.autocomplete_choices = list(data.get("choices") or [])
+        if "data" not in body:
+            raise form_error("data", "BASE_TYPE_REQUIRED", "This field is required")
+        h.autocomplete_choices = _checked_choices(data.get("choices"), h.focused_type or 3)
     elif rtype == 9 and h.type != InteractionType.MODAL_SUBMIT:
         if not data.get("custom_id") or not data.get("title") or not data.get("components"):
             raise ApiError(400, 50035, "Invalid Form Body")
@@ -152,6 +164,44 @@ async def callback(request: web.Request) -> web.StreamResponse:
         if h.response_type in (4, 7) and original is not None:
             body_out["resource"] = {"type": h.response_type, "message": message_json(sim, original)}
     return json_response(body_out)
+
+
+def _checked_choices(choices: Any, option_type: int) -> list[dict[str, Any]]:
+    """Autocomplete suggestions as Discord accepts them: at most 25, each a name of 1–100 characters and a value
+    of the focused option's type (a string of at most 100 characters, an integer, or a number)."""
+    if choices is None:
+        return []
+    if not isinstance(choices, list):
+        raise form_error("data.choices", "BASE_TYPE_ARRAY", "Must be an array.")
+    if len(choices) > MAX_CHOICES:
+        raise form_error("data.choices", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CHOICES} or fewer in length.")
+    for i, choice in enumerate(choices):
+        where = f"data.choices.{i}"
+        if not isinstance(choice, dict):
+            raise form_error(where, "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType")
+        name = choice.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_CHOICE_NAME:
+            raise form_error(f"{where}.name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+        for locale, text in (choice.get("name_localizations") or {}).items():
+            if not isinstance(text, str) or not 1 <= len(text) <= MAX_CHOICE_NAME:
+                raise form_error(
+                    f"{where}.name_localizations.{locale}",
+                    "BASE_TYPE_BAD_LENGTH",
+                    "Must be between 1 and 100 in length.",
+                )
+        if "value" not in choice:
+            raise form_error(f"{where}.value", "BASE_TYPE_REQUIRED", "This field is required")
+        value = choice["value"]
+        if option_type == 3:
+            if not isinstance(value, str):
+                raise form_error(f"{where}.value", "STRING_TYPE_CONVERT", "Could not interpret value as string.")
+            if len(value) > MAX_CHOICE_NAME:
+                raise form_error(f"{where}.value", "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length.")
+        elif option_type == 4 and (isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_INT):
+            raise form_error(f"{where}.value", "NUMBER_TYPE_COERCE", f"Value {json.dumps(value)} is not int.")
+        elif option_type == 10 and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise form_error(f"{where}.value", "NUMBER_TYPE_COERCE", f"Value {json.dumps(value)} is not a number.")
+    return [dict(c) for c in choices]
 
 
 def _handle_for_webhook(request: web.Request) -> InteractionHandle:

@@ -38,14 +38,19 @@ _ROLE_MENTION = re.compile(r"<@&(\d{15,21})>")
 
 
 def form_error(field: str, code: str, message: str) -> ApiError:
-    """400/50035 Invalid Form Body with Discord's nested `errors` object.
+    """400/50035 Invalid Form Body with Discord's nested `errors` object; a dotted `field` such as
+    `data.choices.0.name` nests one level per part, as Discord does.
 
     Discord writes a symbolic code (`code`, e.g. BASE_TYPE_MAX_LENGTH) into each field error, but the OpenAPI
     document types `Error.code` as an integer; the simulator follows the document and puts the symbol into the
     message so discord.py's flattened error text still names it."""
-    return ApiError(
-        400, 50035, "Invalid Form Body", {field: {"_errors": [{"code": 50035, "message": f"{message} ({code})"}]}}
-    )
+    errors: dict[str, Any] = {}
+    node = errors
+    *parents, leaf = field.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = {"_errors": [{"code": 50035, "message": f"{message} ({code})"}]}
+    return ApiError(400, 50035, "Invalid Form Body", errors)
 
 
 def validate_message(body: dict[str, Any], uploads: list[Upload], *, creating: bool) -> None:

@@ -21,7 +21,7 @@ from .state import (
 )
 
 if TYPE_CHECKING:
-    from .server import DiscordSimulator
+    from .core import SimCore
 
 __all__ = [
     "attachment_json",
@@ -170,7 +170,7 @@ def thread_json(thread: SimChannel, *, me_id: int | None = None) -> dict[str, An
     return data
 
 
-def attachment_json(sim: DiscordSimulator, att: SimAttachment) -> dict[str, Any]:
+def attachment_json(sim: SimCore, att: SimAttachment) -> dict[str, Any]:
     """An attachment with a freshly signed CDN URL (as Discord signs on every fetch)."""
     att.url = sim.cdn.sign(att)
     data: dict[str, Any] = {
@@ -192,7 +192,7 @@ def attachment_json(sim: DiscordSimulator, att: SimAttachment) -> dict[str, Any]
     return data
 
 
-def message_json(sim: DiscordSimulator, msg: SimMessage) -> dict[str, Any]:
+def message_json(sim: SimCore, msg: SimMessage) -> dict[str, Any]:
     """A message object."""
     author = sim.users.get(msg.author_id)
     author_data = user_json(author) if author else {"id": str(msg.author_id)}
@@ -286,7 +286,7 @@ def guild_update_json(guild: SimGuild) -> dict[str, Any]:
     }
 
 
-def guild_create_json(sim: DiscordSimulator, guild: SimGuild) -> dict[str, Any]:
+def guild_create_json(sim: SimCore, guild: SimGuild) -> dict[str, Any]:
     """The GUILD_CREATE payload: everything discord.py needs to cache the guild, channels, members, threads."""
     channels = [channel_json(c) for c in guild.channels.values() if not c.is_thread]
     threads = [thread_json(c, me_id=sim.bot_user.id) for c in guild.channels.values() if c.is_thread and not c.archived]

@@ -19,6 +19,7 @@ __all__ = ["ROUTES"]
 
 _NAME = re.compile(r"^[-_'\w]{1,32}$")
 MAX_CHAT_COMMANDS = 100
+SESSION_STARTS_PER_DAY = 1000
 
 
 async def get_me(request: web.Request) -> web.StreamResponse:
@@ -77,17 +78,18 @@ async def get_gateway(request: web.Request) -> web.StreamResponse:
 
 
 async def get_gateway_bot(request: web.Request) -> web.StreamResponse:
-    """GET /gateway/bot"""
+    """GET /gateway/bot: the gateway URL, the recommended shard count and the session start limits."""
     sim = sim_of(request)
+    hub = sim.gateway
     return json_response(
         {
             "url": sim.gateway_url,
-            "shards": 1,
+            "shards": hub.recommended_shards,
             "session_start_limit": {
-                "total": 1000,
-                "remaining": 1000 - sim.gateway.identify_count,
+                "total": SESSION_STARTS_PER_DAY,
+                "remaining": max(SESSION_STARTS_PER_DAY - hub.identify_count, 0),
                 "reset_after": 86_400_000,
-                "max_concurrency": 1,
+                "max_concurrency": hub.max_concurrency,
             },
         }
     )
@@ -134,6 +136,12 @@ def _check_options(options: Any, where: str, depth: int = 0) -> None:
             seen_optional = True
         if len(opt.get("choices") or []) > 25:
             raise _form(f"{where}.options.{i}.choices", "Must be 25 or fewer in length.")
+        if opt.get("autocomplete"):
+            # Only text and number options suggest as the member types, and never together with fixed choices.
+            if otype not in (3, 4, 10):
+                raise _form(f"{where}.options.{i}.autocomplete", "Autocomplete is not supported for this type.")
+            if opt.get("choices"):
+                raise _form(f"{where}.options.{i}.autocomplete", "Autocomplete cannot be used with choices.")
 
 
 def _clean(value: Any) -> Any:

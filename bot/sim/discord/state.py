@@ -30,7 +30,6 @@ __all__ = [
     "SimThread",
     "SimUser",
     "SnowflakeGenerator",
-    "default_guild",
     "filesize_limit_for_tier",
     "iso_time",
     "snowflake_time",
@@ -38,7 +37,7 @@ __all__ = [
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
 
-# Upload limit per boost tier, per attachment (DISCORD.md §5). Kept identical to discord.py's
+# Upload limit per boost tier, per attachment (Discord's "Uploading Files" reference). Kept identical to discord.py's
 # `Guild._PREMIUM_GUILD_LIMITS` so that the bot's own `guild.filesize_limit` check and the simulator agree.
 DEFAULT_FILE_LIMIT = 10 * 1024 * 1024
 _TIER_FILE_LIMITS = {0: DEFAULT_FILE_LIMIT, 1: DEFAULT_FILE_LIMIT, 2: 50 * 1024 * 1024, 3: 100 * 1024 * 1024}
@@ -410,44 +409,3 @@ class RecordedRequest:
     files: list[dict[str, Any]] = field(default_factory=list)
     error_code: int | None = None
     response_json: Any = None
-
-
-# Fixed ids keep the default fixtures readable in logs; they are valid snowflakes from early 2025.
-_BASE = 1_325_000_000_000_000_000
-
-
-def default_guild() -> SimGuild:
-    """The standard test guild: #general, #showcase (forum), an owner, a moderator (with the Moderator role),
-    and two ordinary members, alice and bob. Boost tier 0. The simulator adds the bot member itself."""
-    gid = _BASE + 1
-    text_id, forum_id = _BASE + 10, _BASE + 11
-    mod_role_id = _BASE + 20
-    owner = SimUser(_BASE + 100, "owner", global_name="Guild Owner")
-    moderator = SimUser(_BASE + 101, "mod", global_name="Moderator")
-    alice = SimUser(_BASE + 102, "alice", global_name="Alice")
-    bob = SimUser(_BASE + 103, "bob", global_name="Bob")
-    roles = {
-        gid: SimRole(gid, "@everyone", EVERYONE_PERMISSIONS, position=0),
-        mod_role_id: SimRole(mod_role_id, "Moderator", MODERATOR_PERMISSIONS, position=2),
-    }
-    channels = {
-        text_id: SimChannel(text_id, gid, ChannelType.GUILD_TEXT, "general", position=0, topic="Say hi"),
-        forum_id: SimChannel(forum_id, gid, ChannelType.GUILD_FORUM, "showcase", position=1),
-    }
-    members = {
-        u.id: SimMember(u, roles=[mod_role_id] if u is moderator else []) for u in (owner, moderator, alice, bob)
-    }
-    return SimGuild(
-        id=gid,
-        name="Reelbot Test Guild",
-        owner_id=owner.id,
-        roles=roles,
-        channels=channels,
-        members=members,
-        premium_tier=0,
-        text_channel_id=text_id,
-        forum_channel_id=forum_id,
-        moderator_id=moderator.id,
-        moderator_role_id=mod_role_id,
-        member_ids=[alice.id, bob.id],
-    )
