@@ -154,7 +154,7 @@ STRICTER: list[tuple[dict[str, Any], str]] = [
 
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_simulator_validation_agrees_with_the_schema(request_schema: dict[str, Any], sample: dict[str, Any]) -> None:
-    # The real service refuses unknown keys (AIMLAPI.md §2), which the schema does not spell out.
+    # The real service refuses unknown keys (docs/provider.md, "Submit"), which the schema does not spell out.
     strict = copy.deepcopy(request_schema)
     strict["additionalProperties"] = False
     schema_ok = jsonschema.Draft7Validator(strict).is_valid(sample)
