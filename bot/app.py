@@ -2,7 +2,8 @@
 buttons registered and the extensions (cogs) loaded in `setup_hook`, the poller owned here (not by a cog), and
 one error handler for every slash command.
 
-Cogs and buttons reach the services through the bot (`bot.intake`, `bot.card_controls`, `bot.moderators`);
+Cogs and buttons reach the services through the bot (`bot.intake`, `bot.card_controls`, `bot.moderators`,
+`bot.characters`, `bot.styles`);
 none of them touches the store or another cog.
 """
 
@@ -21,13 +22,16 @@ from discord.ext import commands
 from bot.card_buttons import DYNAMIC_ITEMS, card_view
 from bot.chat import DiscordChat
 from bot.commands_sync import sync_commands
+from bot.discord_media import DiscordMedia
 from bot.discord_ui import reply_ephemeral
 from bot.metrics import Metrics
 from bot.services.card_controls import CardControls
+from bot.services.characters import CharacterLibrary
 from bot.services.intake import Intake
 from bot.services.moderator_actions import ModeratorActions
 from bot.services.poller import Poller
 from bot.services.ports import ChatPort
+from bot.services.styles import StyleBook
 from bot.services.tasks import BackgroundTasks
 from bot.settings import Settings
 from bot.storage import Store
@@ -36,7 +40,7 @@ __all__ = ["EXTENSIONS", "Reelbot", "StartupOptions"]
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.video", "cogs.quota", "cogs.jobs", "cogs.moderation", "cogs.modlog")
+EXTENSIONS = ("cogs.video", "cogs.quota", "cogs.jobs", "cogs.moderation", "cogs.modlog", "cogs.characters")
 
 
 @dataclass
@@ -59,6 +63,8 @@ class Reelbot(commands.Bot):
         intake: Intake,
         card_controls: CardControls,
         moderators: ModeratorActions,
+        characters: CharacterLibrary,
+        styles: StyleBook,
         poller_factory: Callable[[ChatPort], Poller],
         options: StartupOptions | None = None,
         metrics: Metrics | None = None,
@@ -78,8 +84,12 @@ class Reelbot(commands.Bot):
         self.intake = intake
         self.card_controls = card_controls
         self.moderators = moderators
+        self.characters = characters
+        self.styles = styles
         self.metrics = metrics or Metrics()  # scraped only when METRICS_PORT is set
         self.chat = DiscordChat(self, card_view)
+        self.media = DiscordMedia(self, self.chat)
+        """Fresh, checked URLs for a job's images (character sheets, members' uploads)."""
         self.poller: Poller = poller_factory(self.chat)
         # Status changes become the `job_changed` event, so cogs (mod-log, card buttons) can follow jobs.
         self.poller.add_listener(self._dispatch_job_changed)

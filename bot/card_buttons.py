@@ -10,25 +10,23 @@ The handler re-reads the job from the store, limited to the interaction's guild,
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
-import time
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
 
 import discord
 
 from bot.chat import card_embed
 from bot.discord_ui import ASPECTS, is_moderator, member_role_ids, post_modlog_line, reply_ephemeral, start_thread
-from bot.domain.jobs import Job, Reference
+from bot.domain.jobs import Job
 from bot.domain.quotas import QuotaStatus
 from bot.domain.validation import MAX_PROMPT_CHARS, problems_message
 from bot.logs import job_extra
 from bot.services.card_controls import Actor, CancelOutcome, Denied
 from bot.services.intake import Invalid
+from bot.services.media import Unavailable
 from bot.services.modlog import action_text
-from bot.services.presenter import Card, failure_message, quota_lines, render_card
+from bot.services.presenter import Card, failure_message, quota_lines, render_card, unavailable_message
 from bot.storage import Refused
 
 if TYPE_CHECKING:
@@ -137,17 +135,6 @@ class RemixModal(discord.ui.Modal):
         await again(interaction, self.job_id, prompt=self.prompt.value)
 
 
-def _usable(url: str, now: float) -> bool:
-    """Whether a Discord CDN URL is not yet past its signed expiry (`ex`, hex epoch seconds)."""
-    ex = parse_qs(urlsplit(url).query).get("ex")
-    if not ex:
-        return True
-    try:
-        return int(ex[0], 16) > now
-    except ValueError:
-        return True
-
-
 # ---------------------------------------------------------------------- what a press does
 
 
@@ -161,29 +148,6 @@ def _owner_roles(interaction: discord.Interaction[Reelbot], job: Job) -> tuple[i
     if interaction.user.id == job.user_id:
         return member_role_ids(interaction.user)
     return job.role_ids
-
-
-async def _refresh(bot: Reelbot, references: tuple[Reference, ...]) -> tuple[Reference, ...] | None:
-    """The references with fresh signed URLs, or None if Discord no longer serves one of them.
-
-    Why refresh rather than keep copies: the provider needs a public URL it can fetch, and the only public
-    host the bot has is Discord itself; a copy on the bot's disk would have to be uploaded somewhere anyway.
-    """
-    if not references:
-        return references
-    try:
-        fresh = await bot.chat.refresh_urls([r.url for r in references])
-    except Exception:
-        log.warning("could not refresh reference URLs", exc_info=True)
-        return None
-    now = time.time()
-    out: list[Reference] = []
-    for ref in references:
-        url = fresh.get(ref.url, ref.url)
-        if url == ref.url and not _usable(url, now):
-            return None
-        out.append(dataclasses.replace(ref, url=url))
-    return tuple(out)
 
 
 async def cancel(interaction: discord.Interaction[Reelbot], job_id: int) -> None:
@@ -251,25 +215,24 @@ async def again(
     if job is None or not actor.may_act_on(job):
         await reply_ephemeral(interaction, "Only the member who started this video, or a moderator, can do that.")
         return
-    # Refreshing the image URLs is a Discord call: acknowledge first (3-second rule). The answer to the
+    # Renewing the image URLs means asking Discord: acknowledge first (3-second rule). The answer to the
     # presser is private; the new job's card is a bot message in the channel, like any other card.
     await interaction.response.defer(ephemeral=True, thinking=True)
-
-    async def refresh(references: tuple[Reference, ...]) -> tuple[Reference, ...] | None:
-        return await _refresh(bot, references)
-
     outcome = await bot.card_controls.again(
         interaction.guild_id,
         job_id,
         actor,
         role_ids=_owner_roles(interaction, job),
-        refresh=refresh,
+        media=bot.media,
         retry=retry,
         prompt=prompt,
         aspect_ratio=aspect_ratio,
     )
     if isinstance(outcome, Denied):
         await reply_ephemeral(interaction, outcome.reason)
+        return
+    if isinstance(outcome, Unavailable):
+        await reply_ephemeral(interaction, unavailable_message(outcome))
         return
     if isinstance(outcome, Invalid):
         await reply_ephemeral(interaction, problems_message(outcome.problems))

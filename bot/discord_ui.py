@@ -11,31 +11,44 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import discord
+from discord import app_commands
 
 from bot.chat import card_embed
 from bot.domain.jobs import Job
 from bot.logs import job_extra
 from bot.services.modlog import job_entry
-from bot.services.presenter import thread_name
+from bot.services.presenter import cast_note, thread_name
 
 if TYPE_CHECKING:
     from bot.app import Reelbot
 
 __all__ = [
     "ASPECTS",
+    "ASPECT_CHOICES",
+    "DURATION_CHOICES",
+    "character_choices",
     "is_moderator",
     "member_role_ids",
     "post_job_entry",
     "post_modlog_line",
     "reply_ephemeral",
     "start_thread",
+    "style_choices",
     "update_job_entry",
+    "withdraw",
 ]
 
 log = logging.getLogger(__name__)
 
 ASPECTS = (("16:9", "16:9 landscape"), ("9:16", "9:16 portrait"), ("1:1", "1:1 square"))
 """Each shape a member can pick (`/video` and the card's aspect switch): its value and its label."""
+ASPECT_CHOICES: list[app_commands.Choice[int | float | str]] = [
+    app_commands.Choice(name=label, value=value) for value, label in ASPECTS
+]
+DURATION_CHOICES: list[app_commands.Choice[int | float | str]] = [
+    app_commands.Choice(name="5 seconds", value=5),
+    app_commands.Choice(name="10 seconds", value=10),
+]
 
 _NO_MENTIONS = discord.AllowedMentions.none()
 
@@ -46,6 +59,17 @@ async def reply_ephemeral(interaction: discord.Interaction[Any], content: str) -
         await interaction.followup.send(content, ephemeral=True, allowed_mentions=_NO_MENTIONS)
     else:
         await interaction.response.send_message(content, ephemeral=True, allowed_mentions=_NO_MENTIONS)
+
+
+async def withdraw(interaction: discord.Interaction[Any], content: str) -> None:
+    """Answer privately, also after a public deferral: the public "thinking…" message is deleted first (a
+    followup would otherwise replace it, in public), then the answer goes out as a private followup."""
+    if interaction.response.is_done():
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException as exc:
+            log.warning("could not withdraw the deferred answer: %s", exc)
+    await reply_ephemeral(interaction, content)
 
 
 def member_role_ids(user: discord.abc.User) -> tuple[int, ...]:
@@ -74,6 +98,12 @@ async def start_thread(bot: Reelbot, job: Job, message: discord.Message) -> Job:
         log.warning("could not start the thread; will deliver in the channel", extra=job_extra(job.id))
     else:
         job = await bot.intake.thread_started(job.id, thread.id)
+        note = cast_note(job)
+        if note is not None:
+            try:
+                await thread.send(note, allowed_mentions=_NO_MENTIONS)
+            except discord.HTTPException as exc:
+                log.warning("could not post the characters in the thread: %s", exc, extra=job_extra(job.id))
     bot.poller.wake()
     bot.dispatch("job_accepted", job)  # the mod-log entry (cogs/modlog.py)
     return job
@@ -121,3 +151,39 @@ async def update_job_entry(bot: Reelbot, job: Job) -> None:
         await message.edit(embed=card_embed(entry), view=bot.chat.view(entry))
     except discord.HTTPException as exc:
         log.warning("could not update the job's mod-log entry: %s", exc, extra=job_extra(job.id))
+
+
+# ---------------------------------------------------------------------- autocomplete
+# Discord gives an autocomplete answer 3 seconds and no deferral: these read only the store.
+
+_CHARACTER_OPTIONS = ("character1", "character2", "character3", "character4")
+
+
+async def character_choices(interaction: discord.Interaction[Reelbot], current: str) -> list[app_commands.Choice[str]]:
+    """The member's own and the server's shared characters matching what they typed, without those already
+    picked in the other character options."""
+    if interaction.guild_id is None:
+        return []
+    focused = next((o.get("name") for o in _options(interaction) if o.get("focused")), None)
+    picked = [str(getattr(interaction.namespace, name, "") or "") for name in _CHARACTER_OPTIONS if name != focused]
+    found = await interaction.client.characters.suggest(
+        interaction.guild_id, interaction.user.id, current, exclude=picked
+    )
+    return [app_commands.Choice(name=s.label, value=s.value) for s in found]
+
+
+async def style_choices(interaction: discord.Interaction[Reelbot], current: str) -> list[app_commands.Choice[str]]:
+    """The server's styles matching what the member typed (and "no style" where the channel has a default)."""
+    if interaction.guild_id is None:
+        return []
+    found = await interaction.client.styles.suggest(interaction.guild_id, interaction.channel_id, current)
+    return [app_commands.Choice(name=s.label, value=s.value) for s in found]
+
+
+def _options(interaction: discord.Interaction[Any]) -> list[dict[str, Any]]:
+    """The leaf options of a command interaction (inside its subcommand, if any)."""
+    data: Any = interaction.data or {}
+    options: list[dict[str, Any]] = list(data.get("options") or [])
+    while options and options[0].get("type") in (1, 2):
+        options = list(options[0].get("options") or [])
+    return options

@@ -29,10 +29,12 @@ from bot.metrics import MeteredProvider, Metrics, job_observer
 from bot.provider.client import AimlClient
 from bot.provider.download import MediaDownloader
 from bot.services.card_controls import CardControls
+from bot.services.characters import CharacterLibrary, CharacterLimits
 from bot.services.intake import Intake, QuotaPolicy
 from bot.services.moderator_actions import ModeratorActions
 from bot.services.poller import Poller, PollerConfig
 from bot.services.ports import ChatPort
+from bot.services.styles import StyleBook
 from bot.settings import Settings
 from bot.storage import DatabaseUrl, Store
 
@@ -70,6 +72,13 @@ async def assemble(
                 clock=clock,
             )
             moderators = ModeratorActions(store, intake, default_limit=settings.quota_default_limit, clock=clock)
+            characters = CharacterLibrary(
+                store,
+                CharacterLimits(
+                    per_member=settings.characters_per_member,
+                    shared_per_server=settings.shared_characters_per_server,
+                ),
+            )
             config = PollerConfig.from_settings(settings, media_dir(settings))
 
             def make_poller(chat: ChatPort) -> Poller:
@@ -88,8 +97,10 @@ async def assemble(
                 settings=settings,
                 store=store,
                 intake=intake,
-                card_controls=CardControls(store, intake),
+                card_controls=CardControls(store, intake, characters=characters),
                 moderators=moderators,
+                characters=characters,
+                styles=StyleBook(store),
                 poller_factory=make_poller,
                 options=options,
                 metrics=metrics,

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     quota_default_limit: int = Field(default=5, ge=0)
     quota_window_hours: float = Field(default=24, gt=0)
     max_active_jobs_per_user: int = Field(default=2, ge=1)
+    characters_per_member: int = Field(default=25, ge=0)
+    shared_characters_per_server: int = Field(default=100, ge=0)
     poll_interval_seconds: float = Field(default=10, gt=0)
     job_timeout_seconds: float = Field(default=1800, gt=0)
     provider_requests_per_second: float = Field(default=5, gt=0)

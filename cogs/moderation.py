@@ -1,4 +1,5 @@
-"""`/videomod`: the moderators' console — allowances, blocks, channels, pause, usage report, mod-log.
+"""`/videomod`: the moderators' console — allowances, blocks, channels, pause, styles and channel defaults,
+usage report, mod-log.
 
 Visible by default only to members with Manage Server (`default_member_permissions`), and checked again at run
 time (server admins can open commands to others in Integrations; a configured moderator role also passes).
@@ -18,9 +19,18 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import Reelbot
-from bot.discord_ui import is_moderator, member_role_ids, post_modlog_line, reply_ephemeral
+from bot.discord_ui import (
+    ASPECT_CHOICES,
+    DURATION_CHOICES,
+    is_moderator,
+    member_role_ids,
+    post_modlog_line,
+    reply_ephemeral,
+)
+from bot.domain.cast import MAX_NAME_CHARS
 from bot.domain.quotas import QuotaStatus
-from bot.domain.text import escape_markdown
+from bot.domain.styles import MAX_STYLE_TEXT
+from bot.domain.text import escape_markdown, quote_prompt
 from bot.services.modlog import action_text
 from bot.services.usage import report_csv, summary_lines
 
@@ -37,6 +47,7 @@ REASON_HELP = "Why (kept in the audit ledger and shown in the mod-log)"
 @app_commands.default_permissions(manage_guild=True)
 class ModerationCog(commands.GroupCog, group_name="videomod", group_description="Moderate video generation"):
     channels = app_commands.Group(name="channels", description="Where /video may be used (none set = everywhere)")
+    style = app_commands.Group(name="style", description="Named looks members can add to /video")
 
     def __init__(self, bot: Reelbot) -> None:
         self.bot = bot
@@ -302,6 +313,86 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         config = await self.actions.settings(self._gid(interaction))
         state = " Video generation is **paused**." if config.paused else ""
         await reply_ephemeral(interaction, f"/video is allowed in: {_places(config.allowed_channel_ids)}.{state}")
+
+    # ------------------------------------------------------------------ styles and channel defaults
+
+    @style.command(name="set", description="Add a style, or change its text")
+    @app_commands.describe(
+        name="The style's name; members pick it in /video", text="Added to the prompt of every video that uses it"
+    )
+    async def style_set(
+        self,
+        interaction: discord.Interaction[Reelbot],
+        name: app_commands.Range[str, 1, MAX_NAME_CHARS],
+        text: app_commands.Range[str, 1, MAX_STYLE_TEXT],
+    ) -> None:
+        outcome = await self.bot.styles.set(self._gid(interaction), name, text, actor_id=interaction.user.id)
+        if isinstance(outcome, str):
+            await reply_ephemeral(interaction, f"{outcome} Nothing changed.")
+            return
+        style, created = outcome
+        verb = "added the style" if created else "changed the style"
+        await self._done(interaction, f"{verb} **{style.name}**: “{quote_prompt(style.text, 200)}”", None)
+
+    @style.command(name="remove", description="Remove a style (channels that had it as default lose it)")
+    @app_commands.describe(name="The style")
+    async def style_remove(
+        self, interaction: discord.Interaction[Reelbot], name: app_commands.Range[str, 1, 100]
+    ) -> None:
+        outcome = await self.bot.styles.remove(self._gid(interaction), name, actor_id=interaction.user.id)
+        if isinstance(outcome, str):
+            await reply_ephemeral(interaction, outcome)
+            return
+        style, channels = outcome
+        also = f"; it is no longer the default in {_places(frozenset(channels))}" if channels else ""
+        await self._done(interaction, f"removed the style **{style.name}**{also}", None)
+
+    @app_commands.command(
+        name="channel-defaults", description="What /video uses in a channel when members do not choose (empty clears)"
+    )
+    @app_commands.describe(
+        channel="The channel",
+        style="The style its videos get unless the member picks another (or none)",
+        duration="The length its videos get unless the member picks one",
+        aspect_ratio="The shape its videos get unless the member picks one",
+    )
+    @app_commands.choices(duration=DURATION_CHOICES, aspect_ratio=ASPECT_CHOICES)
+    async def channel_defaults(
+        self,
+        interaction: discord.Interaction[Reelbot],
+        channel: discord.TextChannel,
+        style: app_commands.Range[str, 1, 100] | None = None,
+        duration: app_commands.Choice[int] | None = None,
+        aspect_ratio: app_commands.Choice[str] | None = None,
+    ) -> None:
+        outcome = await self.bot.styles.set_channel_defaults(
+            self._gid(interaction),
+            channel.id,
+            style=style,
+            duration=duration.value if duration else None,
+            aspect_ratio=aspect_ratio.value if aspect_ratio else None,
+            actor_id=interaction.user.id,
+        )
+        if isinstance(outcome, str):
+            await reply_ephemeral(interaction, f"{outcome} Nothing changed.")
+            return
+        if outcome.empty:
+            await self._done(interaction, f"cleared the /video defaults of {channel.mention}", None)
+            return
+        parts = [
+            f"style **{outcome.style}**" if outcome.style else "no style",
+            f"{outcome.duration} s" if outcome.duration else "5 s (the bot's default)",
+            outcome.aspect_ratio or "16:9 (the bot's default)",
+        ]
+        await self._done(interaction, f"set the /video defaults of {channel.mention}: {', '.join(parts)}", None)
+
+    @style_remove.autocomplete("name")
+    @channel_defaults.autocomplete("style")
+    async def _style_names(
+        self, interaction: discord.Interaction[Reelbot], current: str
+    ) -> list[app_commands.Choice[str]]:
+        found = await self.bot.styles.suggest(self._gid(interaction), None, current)
+        return [app_commands.Choice(name=s.label, value=s.value) for s in found]
 
     # ------------------------------------------------------------------ report
 

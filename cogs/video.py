@@ -1,13 +1,20 @@
 """`/video`: reference images and a prompt in, a status card and a thread out — within Discord's 3 seconds.
 
-Before the reply the cog does only local work (checks, one SQLite transaction); everything remote happens in
+Before the reply the cog does only local work (checks, one store transaction); everything remote happens in
 the poller. The order matters: nothing is charged until every check passed, and the job row with its
 reservation exists before the first remote call, so no later failure can lose either.
+
+With saved characters there is one remote step before the charge: reading their sheets from Discord (fresh
+image URLs, or word that a sheet is gone). Every local check runs first and refuses at once; then the answer is
+deferred (the member sees "thinking…", which becomes the card), the sheets are read, and only then is the job
+charged. If a sheet is gone or Discord does not answer, the deferred answer is withdrawn and the member is told
+privately; nothing was charged.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import discord
 from discord import app_commands
@@ -15,12 +22,22 @@ from discord.ext import commands
 
 from bot.app import Reelbot
 from bot.chat import card_embed
-from bot.discord_ui import ASPECTS, member_role_ids, reply_ephemeral, start_thread
+from bot.discord_ui import (
+    ASPECT_CHOICES,
+    DURATION_CHOICES,
+    character_choices,
+    member_role_ids,
+    reply_ephemeral,
+    start_thread,
+    style_choices,
+    withdraw,
+)
 from bot.domain.quotas import Refusal
 from bot.domain.validation import MAX_PROMPT_CHARS, ImageMeta, problems_message
 from bot.logs import job_extra
 from bot.services.intake import Invalid, VideoRequest
-from bot.services.presenter import quota_lines, render_card
+from bot.services.media import Unavailable
+from bot.services.presenter import Card, quota_lines, render_card, unavailable_message
 from bot.storage import Refused
 
 __all__ = ["VideoCog", "thread_problem"]
@@ -37,13 +54,6 @@ REQUIRED = {
     "send_messages_in_threads": "Send Messages in Threads",
     "attach_files": "Attach Files",
 }
-DURATION_CHOICES: list[app_commands.Choice[int | float | str]] = [
-    app_commands.Choice(name="5 seconds", value=5),
-    app_commands.Choice(name="10 seconds", value=10),
-]
-ASPECT_CHOICES: list[app_commands.Choice[int | float | str]] = [
-    app_commands.Choice(name=label, value=value) for value, label in ASPECTS
-]
 THREAD_PARENTS = (discord.ChannelType.text, discord.ChannelType.news)
 
 
@@ -100,10 +110,22 @@ class VideoCog(commands.Cog):
         image5="Another reference image (optional)",
         image6="Another reference image (optional)",
         image7="Another reference image (optional)",
-        duration="How long the video is (default 5 seconds)",
-        aspect_ratio="The shape of the video (default 16:9 landscape)",
+        character1="A saved character to put in the video (write @Name in the prompt to refer to it)",
+        character2="Another saved character (optional)",
+        character3="Another saved character (optional)",
+        character4="Another saved character (optional)",
+        style="A look set by the moderators (default: this channel's, if it has one)",
+        duration="How long the video is (default 5 seconds, or this channel's default)",
+        aspect_ratio="The shape of the video (default 16:9 landscape, or this channel's default)",
     )
     @app_commands.choices(duration=DURATION_CHOICES, aspect_ratio=ASPECT_CHOICES)
+    @app_commands.autocomplete(
+        character1=character_choices,
+        character2=character_choices,
+        character3=character_choices,
+        character4=character_choices,
+        style=style_choices,
+    )
     async def video(
         self,
         interaction: discord.Interaction[Reelbot],
@@ -115,6 +137,11 @@ class VideoCog(commands.Cog):
         image5: discord.Attachment | None = None,
         image6: discord.Attachment | None = None,
         image7: discord.Attachment | None = None,
+        character1: app_commands.Range[str, 1, 100] | None = None,
+        character2: app_commands.Range[str, 1, 100] | None = None,
+        character3: app_commands.Range[str, 1, 100] | None = None,
+        character4: app_commands.Range[str, 1, 100] | None = None,
+        style: app_commands.Range[str, 1, 100] | None = None,
         duration: app_commands.Choice[int] | None = None,
         aspect_ratio: app_commands.Choice[str] | None = None,
     ) -> None:
@@ -126,9 +153,79 @@ class VideoCog(commands.Cog):
             return
         assert interaction.guild_id is not None
         assert interaction.channel_id is not None
-        slots = (image1, image2, image3, image4, image5, image6, image7)
+        picked = [c for c in (character1, character2, character3, character4) if c]
+        built = await self._request(
+            interaction,
+            prompt,
+            (image1, image2, image3, image4, image5, image6, image7),
+            picked,
+            style=style,
+            duration=duration.value if duration else None,
+            aspect_ratio=aspect_ratio.value if aspect_ratio else None,
+        )
+        if isinstance(built, list):
+            await reply_ephemeral(interaction, problems_message(built))
+            self._answered(interaction)
+            return
+        request = await self._read_sheets(interaction, built) if built.characters else built
+        if request is None:
+            return
+        outcome = await self.bot.intake.start(request)
+        if isinstance(outcome, Invalid | Refused):
+            deferred = interaction.response.is_done()
+            text = problems_message(outcome.problems) if isinstance(outcome, Invalid) else _refusal_text(outcome)
+            await withdraw(interaction, text)
+            if not deferred:
+                self._answered(interaction)
+            return
+        job, quota = outcome.job, outcome.quota
+        card = render_card(job, await self.bot.intake.card_context(job, quota=quota))
+        try:
+            message = await self._show_card(interaction, card)
+        except discord.HTTPException:
+            log.exception("could not answer /video; cancelling job", extra=job_extra(job.id))
+            await self.bot.intake.abandon(job.id, "the reply to /video could not be sent")
+            return
+        job = await start_thread(self.bot, job, message)
+        log.info("job accepted", extra=job_extra(job.id, user_id=job.user_id, guild_id=job.guild_id))
+
+    async def _show_card(self, interaction: discord.Interaction[Reelbot], card: Card) -> discord.InteractionMessage:
+        """The card as the interaction's own answer (a message bound to the channel, so it can hold a thread):
+        the reply, or the deferred "thinking…" message edited into the card."""
+        if interaction.response.is_done():  # deferred while the character sheets were read
+            return await interaction.edit_original_response(embed=card_embed(card), view=self.bot.chat.view(card))
+        callback = await interaction.response.send_message(embed=card_embed(card), view=self.bot.chat.view(card))
+        self._answered(interaction)
+        message = callback.resource
+        if isinstance(message, discord.InteractionMessage):
+            return message
+        return await interaction.original_response()
+
+    async def _request(
+        self,
+        interaction: discord.Interaction[Reelbot],
+        prompt: str,
+        slots: tuple[discord.Attachment | None, ...],
+        picked: list[str],
+        *,
+        style: str | None,
+        duration: int | None,
+        aspect_ratio: str | None,
+    ) -> VideoRequest | list[str]:
+        """The request from the options, the channel's defaults and the picked characters; or what is wrong
+        with the style or the characters named (member-facing)."""
+        assert interaction.guild_id is not None
+        assert interaction.channel_id is not None
+        settings = await self.bot.styles.for_video(
+            interaction.guild_id, interaction.channel_id, style=style, duration=duration, aspect_ratio=aspect_ratio
+        )
+        cast = await self.bot.characters.cast_for(interaction.guild_id, interaction.user.id, picked)
+        problems = [settings] if isinstance(settings, str) else []
+        problems.extend(p for p in cast if isinstance(p, str))
+        if problems or isinstance(settings, str):
+            return problems
         attached = [(position, a) for position, a in enumerate(slots, start=1) if a is not None]
-        request = VideoRequest(
+        return VideoRequest(
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
             user_id=interaction.user.id,
@@ -139,32 +236,31 @@ class VideoCog(commands.Cog):
                 for position, a in attached
             ),
             attachment_ids=tuple(a.id for _, a in attached),
-            duration=duration.value if duration else 5,
-            aspect_ratio=aspect_ratio.value if aspect_ratio else "16:9",
+            duration=settings.duration,
+            aspect_ratio=settings.aspect_ratio,
+            characters=tuple(c for c in cast if not isinstance(c, str)),
+            style=settings.style,
         )
-        outcome = await self.bot.intake.start(request)
-        if isinstance(outcome, Invalid):
-            await reply_ephemeral(interaction, problems_message(outcome.problems))
+
+    async def _read_sheets(
+        self, interaction: discord.Interaction[Reelbot], request: VideoRequest
+    ) -> VideoRequest | None:
+        """The request with its characters' fresh URLs, read from their sheets; None once the member has been
+        told why not. Every check that needs no Discord call refuses first, before anything is deferred."""
+        assert interaction.guild_id is not None
+        early = await self.bot.intake.check(request)
+        if early is not None:
+            text = problems_message(early.problems) if isinstance(early, Invalid) else _refusal_text(early)
+            await reply_ephemeral(interaction, text)
             self._answered(interaction)
-            return
-        if isinstance(outcome, Refused):
-            await reply_ephemeral(interaction, _refusal_text(outcome))
-            self._answered(interaction)
-            return
-        job, quota = outcome.job, outcome.quota
-        card = render_card(job, await self.bot.intake.card_context(job, quota=quota))
-        try:
-            callback = await interaction.response.send_message(embed=card_embed(card), view=self.bot.chat.view(card))
-            self._answered(interaction)
-            message = callback.resource
-            if not isinstance(message, discord.InteractionMessage):
-                message = await interaction.original_response()
-        except discord.HTTPException:
-            log.exception("could not answer /video; cancelling job", extra=job_extra(job.id))
-            await self.bot.intake.abandon(job.id, "the reply to /video could not be sent")
-            return
-        job = await start_thread(self.bot, job, message)
-        log.info("job accepted", extra=job_extra(job.id, user_id=job.user_id, guild_id=job.guild_id))
+            return None
+        await interaction.response.defer(thinking=True)  # public: the card replaces "thinking…"
+        self._answered(interaction)
+        fresh = await self.bot.characters.fresh_cast(self.bot.media, interaction.guild_id, request.characters)
+        if isinstance(fresh, Unavailable):
+            await withdraw(interaction, unavailable_message(fresh))
+            return None
+        return replace(request, characters=fresh)
 
 
 async def setup(bot: Reelbot) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,13 +27,14 @@ from bot.domain.validation import ImageMeta
 from bot.provider.client import AimlClient
 from bot.provider.download import MediaDownloader
 from bot.services.intake import VideoRequest
+from bot.services.media import MediaGone, MediaProblem
 from bot.services.poller import OnChange, Poller, PollerConfig
 from bot.services.ports import ChatError, ProviderPort
 from bot.services.presenter import Card
 from bot.sim.aimlapi import AimlSimulator, JobScript
 from bot.storage import NewJob, QuotaRequest, Reserved, Store
 
-__all__ = ["Env", "FakeChat", "Post", "attachments", "make_env", "references", "video_request"]
+__all__ = ["Env", "FakeChat", "FakeMedia", "Post", "attachments", "make_env", "references", "video_request"]
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
@@ -139,6 +140,38 @@ class FakeChat:
     async def update_card(self, channel_id: int, message_id: int, card: Card) -> None:
         self._enter("update_card", channel_id)
         self.cards.append((channel_id, message_id, card))
+
+
+@dataclass
+class FakeMedia:
+    """`MediaHost` the way Discord behaves where it matters: a sheet is served while it exists (with a newly
+    signed URL per read), an upload while it is not deleted; `failing` makes every question fail that way."""
+
+    sheets: dict[int, dict[int, str]] = field(default_factory=dict)  # message id -> attachment id -> name
+    deleted_uploads: set[str] = field(default_factory=set)
+    failing: MediaProblem | None = None
+    sheet_failures: dict[int, MediaProblem] = field(default_factory=dict)  # message id -> how reading it fails
+    reads: int = 0
+
+    def add_sheet(self, message_id: int, attachment_ids: Sequence[int]) -> None:
+        self.sheets[message_id] = {a: f"sheet{message_id}-{a}.png" for a in attachment_ids}
+
+    async def sheet_urls(self, channel_id: int, message_id: int) -> dict[int, str]:
+        self.reads += 1
+        failure = self.failing or self.sheet_failures.get(message_id)
+        if failure is not None:
+            raise failure
+        if message_id not in self.sheets:
+            raise MediaGone(f"Unknown Message {message_id}")
+        served = self.sheets[message_id].items()
+        return {a: f"https://cdn.example.test/{channel_id}/{a}/{name}?v={self.reads}" for a, name in served}
+
+    async def upload_urls(self, urls: Sequence[str]) -> dict[str, str]:
+        if self.failing is not None:
+            raise self.failing
+        if any(url in self.deleted_uploads for url in urls):
+            raise MediaGone("the CDN answered 404")
+        return {url: url + "&fresh=1" for url in urls}
 
 
 KEY = "sk-test-0123456789abcdef"

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 
 import pytest
 
-from bot.domain.jobs import FailureKind, Job, JobStatus, Reference
+from bot.domain.cast import CastMember, Character
+from bot.domain.jobs import FailureKind, Job, JobStatus
+from bot.domain.styles import StyleChoice
 from bot.services.card_controls import Actor, CancelOutcome, CardControls, Denied, retry_is_free
+from bot.services.characters import CharacterLibrary
 from bot.services.intake import Intake, Invalid
+from bot.services.media import MediaForbidden, MediaGone, MediaProblem, MediaUnavailable, Unavailable
+from bot.services.presenter import unavailable_message
 from bot.storage import Refused, Reserved, Store
-from tests.fakes import GUILD, USER, video_request
+from tests.fakes import CHANNEL, GUILD, USER, FakeMedia, video_request
 
 OWNER = Actor(USER)
 STRANGER = Actor(USER + 1)
@@ -76,12 +80,9 @@ async def used(intake: Intake) -> int:
     return (await intake.quota(GUILD, USER, ())).used
 
 
-async def same_urls(references: tuple[Reference, ...]) -> tuple[Reference, ...] | None:
-    return tuple(replace(r, url=r.url + "&fresh=1") for r in references)
-
-
-async def gone(references: tuple[Reference, ...]) -> tuple[Reference, ...] | None:
-    return None
+@pytest.fixture
+def media() -> FakeMedia:
+    return FakeMedia()
 
 
 # ---------------------------------------------------------------------- Cancel
@@ -171,27 +172,29 @@ async def test_cancel_during_a_submit_that_never_ends_gives_up_without_touching_
 
 
 async def test_retry_after_a_provider_failure_is_free_and_happens_once(
-    controls: CardControls, intake: Intake, store: Store
+    media: FakeMedia, controls: CardControls, intake: Intake, store: Store
 ) -> None:
     job = await move(store, await new_job(intake), JobStatus.FAILED, failure_kind=FailureKind.PROVIDER_UNAVAILABLE)
     assert await used(intake) == 0
     assert retry_is_free(job)
 
-    first = await controls.again(GUILD, job.id, OWNER, role_ids=(), refresh=same_urls, retry=True)
+    first = await controls.again(GUILD, job.id, OWNER, role_ids=(), media=media, retry=True)
     assert isinstance(first, Reserved)
     assert first.job.retry_of == job.id
     assert all(r.url.endswith("&fresh=1") for r in first.job.references)  # the refreshed URLs are sent
     assert await used(intake) == 0  # free
 
-    again = await controls.again(GUILD, job.id, OWNER, role_ids=(), refresh=same_urls, retry=True)
+    again = await controls.again(GUILD, job.id, OWNER, role_ids=(), media=media, retry=True)
     assert isinstance(again, Denied)
     assert f"already retried as job #{first.job.id}" in again.reason
 
 
-async def test_a_double_click_on_retry_starts_one_job(controls: CardControls, intake: Intake, store: Store) -> None:
+async def test_a_double_click_on_retry_starts_one_job(
+    media: FakeMedia, controls: CardControls, intake: Intake, store: Store
+) -> None:
     job = await move(store, await new_job(intake), JobStatus.EXPIRED)
     results = await asyncio.gather(
-        *(controls.again(GUILD, job.id, OWNER, role_ids=(), refresh=same_urls, retry=True) for _ in range(3))
+        *(controls.again(GUILD, job.id, OWNER, role_ids=(), media=media, retry=True) for _ in range(3))
     )
     assert sum(isinstance(r, Reserved) for r in results) == 1
     assert sum(isinstance(r, Denied) for r in results) == 2
@@ -199,29 +202,29 @@ async def test_a_double_click_on_retry_starts_one_job(controls: CardControls, in
 
 
 async def test_retry_after_the_members_own_refused_prompt_is_charged(
-    controls: CardControls, intake: Intake, store: Store
+    media: FakeMedia, controls: CardControls, intake: Intake, store: Store
 ) -> None:
     job = await move(store, await new_job(intake), JobStatus.FAILED, failure_kind=FailureKind.REJECTED_CONTENT)
     assert not retry_is_free(job)
-    retry = await controls.again(GUILD, job.id, OWNER, role_ids=(), refresh=same_urls, retry=True)
+    retry = await controls.again(GUILD, job.id, OWNER, role_ids=(), media=media, retry=True)
     assert isinstance(retry, Reserved)
     assert await used(intake) == 1
 
 
 async def test_remix_and_aspect_switch_start_a_charged_job_from_a_delivered_one(
-    controls: CardControls, intake: Intake, store: Store
+    media: FakeMedia, controls: CardControls, intake: Intake, store: Store
 ) -> None:
     job = await move(store, await new_job(intake), JobStatus.DELIVERED)
-    remix = await controls.again(GUILD, job.id, MODERATOR, role_ids=(), refresh=same_urls, prompt="at night")
+    remix = await controls.again(GUILD, job.id, MODERATOR, role_ids=(), media=media, prompt="at night")
     assert isinstance(remix, Reserved)
     assert (remix.job.user_id, remix.job.prompt) == (USER, "at night")  # started for the owner, by a moderator
-    shape = await controls.again(GUILD, job.id, OWNER, role_ids=(), refresh=same_urls, aspect_ratio="9:16")
+    shape = await controls.again(GUILD, job.id, OWNER, role_ids=(), media=media, aspect_ratio="9:16")
     assert isinstance(shape, Reserved)
     assert shape.job.aspect_ratio == "9:16"
     assert await used(intake) == 3  # the delivered job, the remix and the new shape
 
     # Buttons are charged and checked like /video: a third job at once is over the active limit (2).
-    third = await controls.again(GUILD, job.id, OWNER, role_ids=(), refresh=same_urls, aspect_ratio="1:1")
+    third = await controls.again(GUILD, job.id, OWNER, role_ids=(), media=media, aspect_ratio="1:1")
     assert isinstance(third, Refused)
     assert await used(intake) == 3
 
@@ -236,42 +239,126 @@ async def test_remix_and_aspect_switch_start_a_charged_job_from_a_delivered_one(
     ],
 )
 async def test_buttons_that_do_not_fit_the_state_are_denied(
-    controls: CardControls, intake: Intake, store: Store, state: JobStatus, retry: bool, words: str
+    media: FakeMedia, controls: CardControls, intake: Intake, store: Store, state: JobStatus, retry: bool, words: str
 ) -> None:
     job = await move(store, await new_job(intake), state)
-    outcome = await controls.again(GUILD, job.id, OWNER, role_ids=(), refresh=same_urls, retry=retry)
+    outcome = await controls.again(GUILD, job.id, OWNER, role_ids=(), media=media, retry=retry)
     assert isinstance(outcome, Denied)
     assert words in outcome.reason
     assert len(await store.jobs.list_for_user(GUILD, USER)) == 1
 
 
 async def test_nobody_but_the_owner_or_a_moderator_and_no_other_server_may_start_again(
-    controls: CardControls, intake: Intake, store: Store
+    media: FakeMedia, controls: CardControls, intake: Intake, store: Store
 ) -> None:
     job = await move(store, await new_job(intake), JobStatus.DELIVERED)
-    stranger = await controls.again(GUILD, job.id, STRANGER, role_ids=(), refresh=same_urls)
+    stranger = await controls.again(GUILD, job.id, STRANGER, role_ids=(), media=media)
     assert isinstance(stranger, Denied)
     assert "Only the member who started this video" in stranger.reason
-    elsewhere = await controls.again(GUILD + 1, job.id, MODERATOR, role_ids=(), refresh=same_urls)
+    elsewhere = await controls.again(GUILD + 1, job.id, MODERATOR, role_ids=(), media=media)
     assert isinstance(elsewhere, Denied)
     assert "not on this server" in elsewhere.reason
     assert len(await store.jobs.list_for_user(GUILD, USER)) == 1
 
 
-async def test_images_discord_no_longer_has_end_it_without_charging(
-    controls: CardControls, intake: Intake, store: Store
+@pytest.mark.parametrize(
+    ("problem", "gone"), [(MediaGone("404"), True), (MediaUnavailable("503"), False), (MediaForbidden(7), False)]
+)
+async def test_images_discord_cannot_give_end_it_without_charging_and_say_whether_they_are_gone(
+    media: FakeMedia, controls: CardControls, intake: Intake, store: Store, problem: MediaProblem, gone: bool
 ) -> None:
     job = await move(store, await new_job(intake), JobStatus.DELIVERED)
-    outcome = await controls.again(GUILD, job.id, OWNER, role_ids=(), refresh=gone)
-    assert isinstance(outcome, Denied)
-    assert "no longer has the reference images" in outcome.reason
+    media.failing = problem
+    outcome = await controls.again(GUILD, job.id, OWNER, role_ids=(), media=media)
+    assert isinstance(outcome, Unavailable)
+    assert outcome.gone is gone
+    assert outcome.character is None
+    assert await used(intake) == 1
+    assert len(await store.jobs.list_for_user(GUILD, USER)) == 1
+
+
+async def test_a_deleted_upload_is_gone_but_a_slow_discord_is_only_a_try_again(
+    media: FakeMedia, controls: CardControls, intake: Intake, store: Store
+) -> None:
+    job = await move(store, await new_job(intake), JobStatus.DELIVERED)
+    media.deleted_uploads.add(job.references[1].url)
+    gone = await controls.again(GUILD, job.id, OWNER, role_ids=(), media=media)
+    assert isinstance(gone, Unavailable)
+    assert gone.gone
+    assert "no longer has the reference images" in unavailable_message(gone)
+    media.deleted_uploads.clear()
+    media.failing = MediaUnavailable("timeout")
+    later = await controls.again(GUILD, job.id, OWNER, role_ids=(), media=media)
+    assert isinstance(later, Unavailable)
+    assert "try again in a moment" in unavailable_message(later)
+    assert "no longer has" not in unavailable_message(later)
+    assert await used(intake) == 1
+
+
+def cast_member(sheet: int, name: str) -> CastMember:
+    return CastMember(
+        name, CHANNEL, sheet, (sheet + 1, sheet + 2), f"https://old/{sheet}/f", (f"https://old/{sheet}/a",)
+    )
+
+
+async def test_remix_retry_and_shape_keep_the_characters_with_fresh_urls_and_the_style(
+    media: FakeMedia, controls: CardControls, intake: Intake, store: Store
+) -> None:
+    cast = (cast_member(100, "Fox"), cast_member(200, "Robot"))
+    media.add_sheet(100, (101, 102))
+    media.add_sheet(200, (201, 202))
+    start = await intake.start(video_request(characters=cast, style=StyleChoice("Noir", "black and white, grainy")))
+    assert isinstance(start, Reserved)
+    job = await move(store, start.job, JobStatus.DELIVERED)
+
+    remix = await controls.again(GUILD, job.id, OWNER, role_ids=(), media=media, prompt="@Fox meets @Robot")
+    shape = await controls.again(GUILD, job.id, OWNER, role_ids=(), media=media, aspect_ratio="1:1")
+    for outcome in (remix, shape):
+        assert isinstance(outcome, Reserved)
+        assert [c.name for c in outcome.job.characters] == ["Fox", "Robot"]
+        assert [c.message_id for c in outcome.job.characters] == [100, 200]
+        assert all(c.frontal_url.startswith("https://cdn.example.test/") for c in outcome.job.characters)
+        assert (outcome.job.style_name, outcome.job.style_text) == ("Noir", "black and white, grainy")
+    assert isinstance(remix, Reserved)
+    assert remix.job.prompt == "@Fox meets @Robot"
+
+    failed = await move(store, shape.job, JobStatus.FAILED, failure_kind=FailureKind.PROVIDER_UNAVAILABLE)  # type: ignore[union-attr]
+    retry = await controls.again(GUILD, failed.id, OWNER, role_ids=(), media=media, retry=True)
+    assert isinstance(retry, Reserved)
+    assert [c.name for c in retry.job.characters] == ["Fox", "Robot"]
+    assert retry.job.style_name == "Noir"
+
+
+async def test_a_character_whose_sheet_is_gone_stops_a_remix_and_leaves_the_library(
+    media: FakeMedia, controls: CardControls, intake: Intake, store: Store
+) -> None:
+    library = CharacterLibrary(store)
+    fox = Character(300, GUILD, USER, "Fox", False, CHANNEL, (301, 302), 0.0)
+    assert isinstance(await store.characters.create(fox, personal_limit=25, shared_limit=100), Character)
+    start = await intake.start(video_request(characters=(CastMember.of(fox).with_urls(["u1", "u2"]),)))
+    assert isinstance(start, Reserved)
+    job = await move(store, start.job, JobStatus.DELIVERED)
+
+    media.sheet_failures[300] = MediaUnavailable("503")  # Discord is slow: nothing changes
+    slow = await controls.again(GUILD, job.id, OWNER, role_ids=(), media=media)
+    assert isinstance(slow, Unavailable)
+    assert slow.character == "Fox"
+    assert not slow.gone
+    assert await library.find(GUILD, USER, "Fox") is not None
+
+    media.sheet_failures.clear()  # the sheet (message 300) was deleted: gone
+    gone = await controls.again(GUILD, job.id, OWNER, role_ids=(), media=media)
+    assert isinstance(gone, Unavailable)
+    assert gone.gone
+    assert "**Fox** is gone" in unavailable_message(gone)
+    assert await library.find(GUILD, USER, "Fox") is None
     assert await used(intake) == 1
 
 
 async def test_a_remix_prompt_breaking_the_rules_is_invalid_and_charges_nothing(
-    controls: CardControls, intake: Intake, store: Store
+    media: FakeMedia, controls: CardControls, intake: Intake, store: Store
 ) -> None:
     job = await move(store, await new_job(intake), JobStatus.DELIVERED)
-    outcome = await controls.again(GUILD, job.id, OWNER, role_ids=(), refresh=same_urls, prompt="x" * 2501)
+    outcome = await controls.again(GUILD, job.id, OWNER, role_ids=(), media=media, prompt="x" * 2501)
     assert isinstance(outcome, Invalid)
     assert await used(intake) == 1

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.domain.cast import CastMember
+
 __all__ = [
     "ACTIVE",
     "REFUNDED_ON",
@@ -150,6 +152,12 @@ class Job:
     retry_of: int | None = None
     role_ids: tuple[int, ...] = ()
     """The requester's roles when they asked (their limit may come from a role)."""
+    characters: tuple[CastMember, ...] = ()
+    """The saved characters in this video, in the order sent (`@Element1` first)."""
+    style_name: str | None = None
+    style_text: str | None = None
+    """The style picked (or the channel's default), kept apart from the member's prompt: the card shows the name,
+    the provider gets the text added to the prompt (`bot.domain.cast.compose_prompt`)."""
 
     @property
     def terminal(self) -> bool:

@@ -22,6 +22,7 @@ __all__ = [
     "MIN_IMAGE_SIDE",
     "ImageMeta",
     "clean_prompt",
+    "image_problems",
     "problems_message",
     "validate_video_request",
 ]
@@ -72,8 +73,9 @@ def _mib(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MiB"
 
 
-def _image_problems(image: ImageMeta) -> list[str]:
-    name = f"Image {image.position} (`{_safe_filename(image.filename)}`)"
+def image_problems(image: ImageMeta, label: str | None = None) -> list[str]:
+    """What is wrong with one image, each problem naming it (`label`, by default "Image N") and the rule."""
+    name = f"{label or f'Image {image.position}'} (`{_safe_filename(image.filename)}`)"
     media_type = image.media_type
     if media_type not in _TYPES:
         # The declared type comes from the uploading client: show it as code, so it can never render as a mention.
@@ -120,7 +122,7 @@ def validate_video_request(prompt: str, images: Sequence[ImageMeta], duration: i
     elif len(images) > MAX_IMAGES:
         problems.append(f"{len(images)} images were attached; the limit is {MAX_IMAGES}.")
     for image in images:
-        problems.extend(_image_problems(image))
+        problems.extend(image_problems(image))
     if duration not in DURATIONS:
         problems.append(f"Duration must be 5 or 10 seconds, not {duration}.")
     if aspect_ratio not in ASPECT_RATIOS:
@@ -128,13 +130,18 @@ def validate_video_request(prompt: str, images: Sequence[ImageMeta], duration: i
     return problems
 
 
-def problems_message(problems: Sequence[str], limit: int = 2000) -> str:
+def problems_message(
+    problems: Sequence[str],
+    limit: int = 2000,
+    *,
+    head: str = "I could not start this video:",
+    tail: str = "Nothing was charged.",
+) -> str:
     """The private reply listing `problems`, cut to fit one Discord message (`limit` characters).
 
     Seven images with three problems each run past Discord's 2000 characters; an over-long reply is refused
     by Discord and the member would see nothing, so the list is shortened with a count of what was left out.
     """
-    head, tail = "I could not start this video:", "Nothing was charged."
     room = limit - len(head) - len(tail) - 2 - 60  # 60: the "…and N more" line
     lines: list[str] = []
     used = 0

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from bot.provider.errors import MalformedResponse, describe_error_payload
 
-__all__ = ["MODEL_ID", "Generation", "GenerationRequest", "ProviderStatus", "normalise_status"]
+__all__ = ["MODEL_ID", "Element", "Generation", "GenerationRequest", "ProviderStatus", "normalise_status"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,17 @@ def normalise_status(raw: str) -> ProviderStatus | None:
 
 
 @dataclass(frozen=True)
+class Element:
+    """One character or object of `elements`: a front view and other angles of it (`@Element1` in the prompt)."""
+
+    frontal_image_url: str
+    reference_image_urls: tuple[str, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {"frontal_image_url": self.frontal_image_url, "reference_image_urls": list(self.reference_image_urls)}
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """One submit. Only documented keys are ever sent: aimlapi may reject unknown ones (docs/provider.md, "Submit")."""
 
@@ -59,6 +70,7 @@ class GenerationRequest:
     image_list: tuple[str, ...]
     duration: int
     aspect_ratio: str
+    elements: tuple[Element, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """The POST body. `duration` is an integer because the schema types it `integer` with enum 5|10."""
@@ -66,6 +78,8 @@ class GenerationRequest:
         # The schema requires 1–7 items when the key is present, so an empty list is left out entirely.
         if self.image_list:
             body["image_list"] = list(self.image_list)
+        if self.elements:
+            body["elements"] = [element.to_json() for element in self.elements]
         body["duration"] = int(self.duration)
         body["aspect_ratio"] = self.aspect_ratio
         return body

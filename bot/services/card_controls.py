@@ -13,8 +13,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.domain.jobs import TERMINAL, FailureKind, Job, JobStatus, Reference
+from bot.domain.jobs import TERMINAL, FailureKind, Job, JobStatus
+from bot.services.characters import CharacterLibrary
 from bot.services.intake import Intake, Invalid
+from bot.services.media import MediaHost, MediaProblem, Unavailable, fresh_references
 from bot.storage import Refused, Reserved, Store
 
 __all__ = [
@@ -91,11 +93,13 @@ class CardControls:
         store: Store,
         intake: Intake,
         *,
+        characters: CharacterLibrary | None = None,
         submit_wait: float = 3.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._store = store
         self._intake = intake
+        self._characters = characters or CharacterLibrary(store)
         self._submit_wait = submit_wait
         self._sleep = sleep
         self._retry_lock = asyncio.Lock()  # one Retry per failed job, even when the button is double-clicked
@@ -150,16 +154,18 @@ class CardControls:
         actor: Actor,
         *,
         role_ids: tuple[int, ...],
-        refresh: Callable[[tuple[Reference, ...]], Awaitable[tuple[Reference, ...] | None]],
+        media: MediaHost,
         retry: bool = False,
         prompt: str | None = None,
         aspect_ratio: str | None = None,
-    ) -> Reserved | Refused | Invalid | Denied:
+    ) -> Reserved | Refused | Invalid | Denied | Unavailable:
         """Start a new job for the owner from `job_id`: a Retry (`retry=True`, only after the job ended without
         a video; free after a provider failure, once per job), or a Remix / aspect switch of a delivered video.
+        The new job keeps the original's images, characters and style.
 
-        `refresh` gets the stored references and returns them with fresh URLs (Discord's are signed and expire),
-        or None when Discord no longer has the images. `role_ids` are the owner's roles (for their limit)."""
+        The images' URLs are renewed through `media` first (Discord's are signed and expire); Unavailable, with
+        nothing charged, when Discord says an image is gone or cannot answer now. `role_ids` are the owner's
+        roles (for their limit)."""
         job = await self.job_for(guild_id, job_id)
         if job is None:
             return Denied("That job is not on this server.")
@@ -169,15 +175,21 @@ class CardControls:
             return Denied(f"Job #{job.id} has not failed, so there is nothing to retry.")
         if not retry and job.status is not JobStatus.DELIVERED:
             return Denied(f"Job #{job.id} has no video yet; remix it once it is delivered.")
-        references = await refresh(job.references)
-        if references is None:
-            return Denied(
-                "Discord no longer has the reference images of this job, so it cannot be started again. "
-                "Run `/video` with the images attached."
-            )
+        try:
+            references = await fresh_references(media, job.references)
+        except MediaProblem as problem:
+            return Unavailable(problem)
+        characters = await self._characters.fresh_cast(media, guild_id, job.characters)
+        if isinstance(characters, Unavailable):
+            return characters
         if not retry:
             return await self._intake.start_from(
-                job, role_ids=role_ids, references=references, prompt=prompt, aspect_ratio=aspect_ratio
+                job,
+                role_ids=role_ids,
+                references=references,
+                characters=characters,
+                prompt=prompt,
+                aspect_ratio=aspect_ratio,
             )
         async with self._retry_lock:
             earlier = await self._store.jobs.retries_of(job.id)
@@ -185,5 +197,5 @@ class CardControls:
                 return Denied(f"Job #{job.id} was already retried as job #{earlier[0].id}.")
             free = retry_is_free(job)
             return await self._intake.start_from(
-                job, role_ids=role_ids, references=references, free=free, retry_of=job.id
+                job, role_ids=role_ids, references=references, characters=characters, free=free, retry_of=job.id
             )

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.domain.cast import CastMember, reference_problems, sent_prompt_problem
 from bot.domain.clock import Clock, system_clock
 from bot.domain.jobs import FailureKind, Job, JobStatus, Reference
 from bot.domain.quotas import QuotaStatus
+from bot.domain.styles import StyleChoice
 from bot.domain.validation import ImageMeta, clean_prompt, validate_video_request
 from bot.services.presenter import CardContext
 from bot.services.schedule import typical_duration
@@ -43,6 +45,9 @@ class VideoRequest:
     duration: int
     aspect_ratio: str
     attachment_ids: tuple[int | None, ...] = ()
+    characters: tuple[CastMember, ...] = ()
+    """The saved characters picked, in option order; with URLs once read from their sheets (before `start`)."""
+    style: StyleChoice | None = None
 
 
 @dataclass(frozen=True)
@@ -110,8 +115,32 @@ class Intake:
             model=self._model,
             references=references,
             role_ids=request.role_ids,
+            characters=request.characters,
+            style_name=request.style.name if request.style else None,
+            style_text=request.style.text if request.style else None,
         )
         return await self._admit(new, [meta for meta, _ in request.images])
+
+    async def check(self, request: VideoRequest) -> Invalid | Refused | None:
+        """Would `start` refuse this request? The same checks, charging nothing: run before the slow part of a
+        `/video` with characters (reading their sheets from Discord), so a refusal comes at once. `start` checks
+        everything again when it charges."""
+        metas = [meta for meta, _ in request.images]
+        problems = await self._problems(
+            request.guild_id,
+            request.channel_id,
+            clean_prompt(request.prompt),
+            metas,
+            request.duration,
+            request.aspect_ratio,
+            request.characters,
+            request.style,
+        )
+        if problems:
+            return Invalid(problems)
+        quota = await self.quota(request.guild_id, request.user_id, request.role_ids)
+        refusal = quota.refusal_for(charged=True)
+        return Refused(quota=quota, refusal=refusal) if refusal is not None else None
 
     async def start_from(
         self,
@@ -119,14 +148,16 @@ class Intake:
         *,
         role_ids: tuple[int, ...],
         references: tuple[Reference, ...],
+        characters: tuple[CastMember, ...] = (),
         prompt: str | None = None,
         aspect_ratio: str | None = None,
         free: bool = False,
         retry_of: int | None = None,
     ) -> Reserved | Refused | Invalid:
-        """A new job for the same member from an earlier one (Retry, Remix, aspect switch): the same images
-        (with `references` holding their refreshed URLs), optionally a new prompt or shape. Same checks and the
-        same atomic charge as `/video`; `free` records it without charging (a Retry after a provider failure)."""
+        """A new job for the same member from an earlier one (Retry, Remix, aspect switch): the same images and
+        characters (with `references` and `characters` holding their refreshed URLs) and the same style,
+        optionally a new prompt or shape. Same checks and the same atomic charge as `/video`; `free` records it
+        without charging (a Retry after a provider failure)."""
         new = NewJob(
             guild_id=original.guild_id,
             channel_id=original.channel_id,
@@ -139,6 +170,9 @@ class Intake:
             retry_of=retry_of,
             free=free,
             role_ids=role_ids,
+            characters=characters,
+            style_name=original.style_name,
+            style_text=original.style_text,
         )
         metas = [
             ImageMeta(position, r.filename, r.content_type, r.size, r.width, r.height)
@@ -151,13 +185,43 @@ class Intake:
 
         `images` are the references as Discord described them: validation reads the raw declared type, which
         the stored `Reference` keeps only in normalised form."""
-        closed = await self.closed(new.guild_id, new.channel_id)
-        if closed is not None:
-            return Invalid([closed])
-        problems = validate_video_request(new.prompt, images, new.duration, new.aspect_ratio)
+        style = StyleChoice(new.style_name, new.style_text) if new.style_name and new.style_text else None
+        problems = await self._problems(
+            new.guild_id,
+            new.channel_id,
+            new.prompt,
+            images,
+            new.duration,
+            new.aspect_ratio,
+            new.characters,
+            style,
+        )
         if problems:
             return Invalid(problems)
         return await self._store.jobs.create_reserved(new, self.quota_request(new.role_ids))
+
+    async def _problems(
+        self,
+        guild_id: int,
+        channel_id: int,
+        prompt: str,
+        images: Sequence[ImageMeta],
+        duration: int,
+        aspect_ratio: str,
+        characters: Sequence[CastMember],
+        style: StyleChoice | None,
+    ) -> list[str]:
+        """Why this job may not start (member-facing), or nothing: the server is closed here, or the input breaks
+        a rule, the images and characters together and the prompt as sent included."""
+        closed = await self.closed(guild_id, channel_id)
+        if closed is not None:
+            return [closed]
+        problems = validate_video_request(prompt, images, duration, aspect_ratio)
+        problems.extend(reference_problems(len(images), characters))
+        sent = sent_prompt_problem(prompt, characters, style)
+        if sent is not None:
+            problems.append(sent)
+        return problems
 
     # ------------------------------------------------------------------ the card, until the poller takes over
 

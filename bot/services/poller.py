@@ -43,8 +43,9 @@ from bot.provider.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from bot.provider.models import GenerationRequest, ProviderStatus
+from bot.provider.models import ProviderStatus
 from bot.services.delivery import Delivery, media_path, partial_path
+from bot.services.generation import generation_request
 from bot.services.ports import ChatError, ChatPort, DownloaderPort, ProviderPort
 from bot.services.presenter import CardContext, failure_message, render_card
 from bot.services.schedule import backoff, first_poll_delay, next_poll_delay
@@ -342,15 +343,8 @@ class Poller:
         )
         if claimed is None:
             return None  # cancelled meanwhile
-        request = GenerationRequest(
-            model=claimed.model,
-            prompt=claimed.prompt,
-            image_list=tuple(ref.url for ref in claimed.references),
-            duration=claimed.duration,
-            aspect_ratio=claimed.aspect_ratio,
-        )
         try:
-            generation = await self._provider.submit(request)
+            generation = await self._provider.submit(generation_request(claimed))
         except RateLimited as exc:
             await self._requeue(claimed, exc, exc.retry_after)
             return None

@@ -8,21 +8,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.domain.cast import element_tag
 from bot.domain.jobs import FailureKind, Job, JobStatus
 from bot.domain.quotas import QuotaStatus
 from bot.domain.text import escape_markdown, quote_prompt, shorten
+from bot.services.media import MediaForbidden, MediaGone, Unavailable
 
 __all__ = [
     "Card",
     "CardContext",
     "card_actions",
+    "cast_note",
     "delivery_marker",
     "failure_message",
     "link_message",
+    "look_fields",
     "quota_lines",
     "render_card",
     "status_label",
     "thread_name",
+    "unavailable_message",
     "video_message",
 ]
 
@@ -149,6 +154,7 @@ def render_card(job: Job, ctx: CardContext | None = None) -> Card:
     fields = [
         ("Status", status),
         ("Options", f"{job.duration} s · {job.aspect_ratio} · {refs} reference image{'s' if refs != 1 else ''}"),
+        *look_fields(job),
     ]
     if ctx.remaining is not None and ctx.limit is not None:
         fields.append(("Your quota", f"{ctx.remaining} of {ctx.limit} videos left"))
@@ -213,3 +219,57 @@ def quota_lines(quota: QuotaStatus) -> list[str]:
         lines.append(f"Your next video slot frees {_ts(quota.next_free_at)} ({_ts(quota.next_free_at, 'f')}).")
     lines.append(f"Active jobs: {quota.active} of {quota.max_active} at once.")
     return lines
+
+
+# ---------------------------------------------------------------------- characters and styles
+
+
+def _cast_line(job: Job) -> str:
+    return " · ".join(f"`{element_tag(n)}` **{member.name}**" for n, member in enumerate(job.characters, start=1))
+
+
+def look_fields(job: Job) -> list[tuple[str, str]]:
+    """The card's lines for the job's characters (which is `@Element1`, which `@Element2`…) and its style, by
+    name only: the style's text is the moderators' wording, not the member's, so the card never shows it."""
+    fields = []
+    if job.characters:
+        fields.append(("Characters", _cast_line(job)))
+    if job.style_name:
+        fields.append(("Style", f"**{job.style_name}**"))
+    return fields
+
+
+def cast_note(job: Job) -> str | None:
+    """The thread's first message for a video with characters: who is who, and how to refer to them."""
+    if not job.characters:
+        return None
+    first = job.characters[0].name
+    return (
+        f"🎭 Characters in this video: {_cast_line(job)}.\n"
+        f"In a prompt (a Remix, say) write `@{first}` or `{element_tag(1)}` to refer to {first}; "
+        "the video service knows them by number."
+    )
+
+
+def unavailable_message(unavailable: Unavailable) -> str:
+    """Why a video cannot start because Discord cannot give its images now; nothing was charged."""
+    problem, name = unavailable.problem, unavailable.character
+    if isinstance(problem, MediaGone):
+        if name is not None:
+            return (
+                f"The character **{name}** is gone: Discord no longer has its character sheet (the message holding "
+                "its images was deleted), so it is no longer offered. Save it again with "
+                "`/character create`. Nothing was charged."
+            )
+        return (
+            "Discord no longer has the reference images of this job, so it cannot be started again. "
+            "Run `/video` with the images attached. Nothing was charged."
+        )
+    what = f"the character sheet of **{name}**" if name is not None else "the reference images"
+    if isinstance(problem, MediaForbidden):
+        where = f" <#{problem.channel_id}>" if problem.channel_id else ""
+        return (
+            f"I cannot read the channel{where} that holds {what}: I am missing View Channel or Read Message "
+            "History there. Ask a moderator to give them back. Nothing was charged."
+        )
+    return f"Discord did not answer in time while I fetched {what}. Nothing was charged; try again in a moment."

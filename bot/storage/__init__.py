@@ -8,8 +8,8 @@
 
 or `async with await Store.open(url) as store:` or `async with open_store(url) as store:`.
 
-The repositories (`jobs`, `quotas`, `guilds`) are shared; `sqlite` and `postgres` are the two backends behind
-them (see `database.Database` and docs/storage.md).
+The repositories (`jobs`, `quotas`, `guilds`, `characters`, `styles`) are shared; `sqlite` and `postgres` are the
+two backends behind them (see `database.Database` and docs/storage.md).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from bot.domain.clock import Clock, system_clock
+from bot.storage.characters import CharacterRepository, NotSaved
 from bot.storage.database import Database
 from bot.storage.guilds import GuildRepository
 from bot.storage.jobs import JobRepository
@@ -36,6 +37,7 @@ from bot.storage.models import (
     UsageRow,
 )
 from bot.storage.quotas import QuotaRepository
+from bot.storage.styles import StyleRepository, TooManyStyles
 from bot.storage.url import Backend, DatabaseUrl
 
 __all__ = [
@@ -47,10 +49,12 @@ __all__ = [
     "LedgerEntry",
     "LedgerKind",
     "NewJob",
+    "NotSaved",
     "QuotaRequest",
     "Refused",
     "Reserved",
     "Store",
+    "TooManyStyles",
     "UsageRow",
     "open_store",
 ]
@@ -66,6 +70,8 @@ class Store:
         self.jobs = JobRepository(db, clock)
         self.quotas = QuotaRepository(db, clock)
         self.guilds = GuildRepository(db, clock)
+        self.characters = CharacterRepository(db, clock)
+        self.styles = StyleRepository(db, clock)
 
     @classmethod
     async def open(cls, target: Path | str | DatabaseUrl, *, clock: Clock = system_clock) -> Store:

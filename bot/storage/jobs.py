@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager
 from enum import Enum
 from typing import Any
 
+from bot.domain.cast import CastMember
 from bot.domain.clock import Clock
 from bot.domain.jobs import (
     REFUNDED_ON,
@@ -51,6 +52,7 @@ def job_from_row(row: Row) -> Job:
     values: dict[str, Any] = {name: row[name] for name in _JOB_FIELDS}
     values["references"] = tuple(Reference(**r) for r in json.loads(values["references"]))
     values["role_ids"] = tuple(int(r) for r in json.loads(values["role_ids"]))
+    values["characters"] = tuple(_cast_member(c) for c in json.loads(values["characters"]))
     values["status"] = JobStatus(values["status"])
     # SQLite may hand back a whole-number REAL as an int (notably from RETURNING); times are floats everywhere.
     for name in _TIME_FIELDS:
@@ -65,11 +67,20 @@ def _references_json(references: Collection[Reference]) -> str:
     return json.dumps([dataclasses.asdict(r) for r in references])
 
 
+def _cast_member(data: dict[str, Any]) -> CastMember:
+    # JSON has lists where the dataclass has tuples.
+    return CastMember(
+        **{**data, "attachment_ids": tuple(data["attachment_ids"]), "angle_urls": tuple(data["angle_urls"])}
+    )
+
+
 def _to_sql(name: str, value: Any) -> Any:
     if name == "references":
         return _references_json(value)
     if name == "role_ids":
         return json.dumps(list(value))
+    if name == "characters":
+        return json.dumps([dataclasses.asdict(c) for c in value])
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, bool):
@@ -107,8 +118,9 @@ class JobRepository:
                 return Refused(quota=quota, refusal=refusal)
             row = await conn.fetch_one(
                 'INSERT INTO jobs (guild_id, channel_id, user_id, prompt, duration, aspect_ratio, model, "references",'
-                " status, created_at, updated_at, delivery_nonce, next_poll_at, retry_of, free, role_ids)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                " status, created_at, updated_at, delivery_nonce, next_poll_at, retry_of, free, role_ids,"
+                " characters, style_name, style_text)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 (
                     new.guild_id,
                     new.channel_id,
@@ -127,6 +139,9 @@ class JobRepository:
                     new.retry_of,
                     int(new.free),
                     _to_sql("role_ids", new.role_ids),
+                    _to_sql("characters", new.characters),
+                    new.style_name,
+                    new.style_text,
                 ),
             )
             assert row is not None  # INSERT ... RETURNING always yields the row

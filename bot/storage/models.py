@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
 
+from bot.domain.cast import CastMember
 from bot.domain.jobs import Job, Reference
 from bot.domain.quotas import QuotaStatus, Refusal
 
@@ -39,6 +40,9 @@ class NewJob:
     free: bool = False
     """A Retry of a job the provider failed: recorded in the ledger but not charged, and never refunded."""
     role_ids: tuple[int, ...] = ()
+    characters: tuple[CastMember, ...] = ()
+    style_name: str | None = None
+    style_text: str | None = None
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,21 @@ from bot.storage.url import Backend, DatabaseUrl
 
 __all__ = ["TABLES", "TargetNotEmpty", "move_store"]
 
-TABLES = ("jobs", "quota_ledger", "member_quota", "role_quota", "guild_settings", "guild_channels", "meta")
+TABLES = (
+    "jobs",
+    "quota_ledger",
+    "member_quota",
+    "role_quota",
+    "guild_settings",
+    "guild_channels",
+    "characters",
+    "styles",
+    "channel_defaults",
+    "meta",
+)
 """Every table that holds the deployment's data, referenced tables first. (`job_transitions` is part of the
-schema, written by the migrations themselves.)"""
+schema, written by the migrations themselves.) Characters and styles have no id sequence to move: a character's
+id is its sheet's Discord id, a style is keyed by its name."""
 
 
 async def move_store(source: DatabaseUrl, target: DatabaseUrl) -> dict[str, int]:
