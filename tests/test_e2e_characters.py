@@ -134,7 +134,9 @@ async def test_a_member_saves_a_character_and_uses_it_twice_also_after_the_urls_
     world.discord.expire_attachment_urls()
     [choice] = await suggestions(world, "character1", "fo")
     assert choice["value"] == f"#{fox.id}"
-    handle = await world.video("@fox jumps over the river in image 1", images={"image1": image()}, character1=choice["value"])
+    handle = await world.video(
+        "@fox jumps over the river in image 1", images={"image1": image()}, character1=choice["value"]
+    )
     second_card = await handle.wait_response(timeout=15)
     await delivered(world, second_card)
     second = world.aiml.submissions[-1]
@@ -280,7 +282,9 @@ async def test_remix_and_retry_keep_the_cast_and_the_style(world: World) -> None
     assert "added the style **Noir**" in await command(
         world, "videomod", "style set", name="Noir", text="black and white, film grain", user_id=moderator
     )
-    handle = await world.video("@Fox in the forest of image 1", images={"image1": image()}, character1="Fox", style="Noir")
+    handle = await world.video(
+        "@Fox in the forest of image 1", images={"image1": image()}, character1="Fox", style="Noir"
+    )
     card = await handle.wait_response(timeout=15)
     await delivered(world, card)
     job_id = int(card.embeds[0]["title"].split("#")[1])
