@@ -1,6 +1,7 @@
-"""`python -m bot migrate --from sqlite:///…` as an operator runs it: every job (with its id), the ledger, settings
-and meta land in an empty PostgreSQL database unchanged, new ids continue after the copied ones, the database's
-rules still hold for the copied rows, and a target that already holds data is refused with nothing written."""
+"""`python -m bot migrate --from sqlite:///…` as an operator runs it: every job (with its id), the ledger, settings,
+characters, styles and meta land in an empty PostgreSQL database unchanged, new ids continue after the copied ones,
+the database's rules still hold for the copied rows, and a target that already holds data is refused with nothing
+written."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.domain.cast import CastMember, Character
 from bot.domain.clock import FakeClock
 from bot.domain.jobs import FailureKind, JobStatus, Reference
+from bot.domain.styles import ChannelDefaults
 from bot.storage import Backend, NewJob, QuotaRequest, Reserved, Store
 from bot.storage.schema import load_migrations
 from tests.pg import PASSWORD, PostgresCluster, RawRefused, RawSql
@@ -62,6 +65,13 @@ async def fill(store: Store, clock: FakeClock) -> list[int]:
     await store.guilds.allow_channel(GUILD, 30, actor_id=MOD, reason="art")
     await store.quotas.refund(generating, "goodwill", actor_id=MOD)
     await store.set_meta("command_hash", "abc123")
+    for sheet, owner, shared in ((900, 1, False), (910, MOD, True)):
+        fox = Character(sheet, GUILD, owner, f"Fox {sheet}", shared, 30, (sheet + 1, sheet + 2), 0.0)
+        await store.characters.create(fox, personal_limit=25, shared_limit=100)
+    await store.styles.set(GUILD, "Noir", "black and white", actor_id=MOD)
+    await store.styles.set_channel_defaults(ChannelDefaults(GUILD, 30, "Noir", 10, "9:16"), actor_id=MOD)
+    cast = (CastMember("Fox 900", 30, 900, (901, 902), "https://f", ("https://a",)),)
+    await job(2, characters=cast, style_name="Noir", style_text="black and white")
     return ids
 
 
@@ -75,6 +85,9 @@ async def snapshot(store: Store, ids: list[int]) -> dict[str, object]:
         "quotas": [await store.quotas.status(g, m, REQUEST) for g in (GUILD, OTHER_GUILD) for m in MEMBERS],
         "usage": await store.quotas.usage(GUILD, 0, 2e10),
         "meta": await store.get_meta("command_hash"),
+        "characters": [await store.characters.visible_to(GUILD, m) for m in (1, MOD)],
+        "styles": await store.styles.for_guild(GUILD),
+        "defaults": await store.styles.channel_defaults(GUILD, 30),
     }
 
 
