@@ -81,7 +81,7 @@ def _file_name(position: int, attachment: discord.Attachment) -> str:
 
 
 def _sheet(name: str, owner_id: int, shared: bool, angles: int, front_file: str) -> discord.Embed:
-    who = "everyone on this server" if shared else f"<@{owner_id}>"
+    who = f"shared by <@{owner_id}> with everyone on this server" if shared else f"<@{owner_id}>'s, for them only"
     sent = (
         f" The video service uses the first {ANGLES_SENT} angles for now; all {angles} are kept."
         if angles > ANGLES_SENT
@@ -90,8 +90,8 @@ def _sheet(name: str, owner_id: int, shared: bool, angles: int, front_file: str)
     embed = discord.Embed(
         title=f"🎭 {name}",
         description=(
-            f"A character saved by <@{owner_id}> for `/video`, usable by {who}: "
-            f"the front view and {angles} other angle{'s' if angles != 1 else ''} are attached.{sent}"
+            f"A character for `/video` ({who}): the front view and {angles} other "
+            f"angle{'s' if angles != 1 else ''} are attached.{sent}"
         ),
         colour=SHEET_COLOUR,
     )

@@ -23,7 +23,13 @@ async def test_demo_runs_with_no_settings_and_writes_the_video(tmp_path: Path) -
     assert proc.returncode == 0, text
     for step in ("runs /video", "status card", "thread is started", "video is posted", "/quota"):
         assert step in text
-    [video] = (tmp_path / "demo-output").glob("*.mp4")
-    assert video.stat().st_size > 0
-    assert f"({video.stat().st_size:,} bytes)" in text
-    assert "used **1** of **5**" in text
+    videos = sorted((tmp_path / "demo-output").glob("*.mp4"))
+    assert [v.name for v in videos] == ["reelbot-1.mp4", "reelbot-2.mp4", "reelbot-3.mp4"]
+    assert all(v.stat().st_size > 0 for v in videos)
+    assert f"({videos[0].stat().st_size:,} bytes)" in text
+    # A character saved once and used twice, the second time after every signed link expired.
+    assert "Saved **Fox**" in text
+    assert text.count("Characters: `@Element1` **Fox**") == 2
+    assert text.count("prompt: @Element1 ") == 2
+    assert "every image link Discord signed so far has expired" in text
+    assert "used **3** of **5**" in text

@@ -50,7 +50,7 @@ MAX_NAME_CHARS = 32
 
 # Letters and digits of any script, plus spaces, hyphens, apostrophes and periods inside: a name is shown in
 # cards, lists and prompts (`@Fox`), so no markdown, no mentions, no line breaks.
-_NAME = re.compile(r"[^\W_](?:[\w '.\-]*[\w.])?")
+_NAME = re.compile(r"[^\W_](?:[^\W_]|[ '.\-])*")
 
 
 def clean_name(raw: str) -> str:
