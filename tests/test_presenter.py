@@ -44,3 +44,24 @@ def test_a_failed_jobs_mod_log_entry_says_why() -> None:
     outcome = dict(job_entry(failed).fields)["Outcome"]
     assert outcome.startswith("❌ failed, refunded — ")
     assert "run out of credits" in outcome
+
+
+def test_characters_and_style_appear_by_name_on_the_card_the_thread_and_the_mod_log() -> None:
+    from bot.domain.cast import CastMember
+    from bot.services.presenter import cast_note, render_card
+
+    cast = (CastMember("Fox", 2, 10, (11, 12)), CastMember("Robot", 2, 20, (21, 22)))
+    job = replace(JOB, characters=cast, style_name="Noir", style_text="secret moderator wording")
+    card = render_card(job)
+    fields = dict(card.fields)
+    assert fields["Characters"] == "`@Element1` **Fox** · `@Element2` **Robot**"
+    assert fields["Style"] == "**Noir**"
+    assert "secret moderator wording" not in str(card)
+    note = cast_note(job)
+    assert note is not None
+    assert "`@Element1` **Fox** · `@Element2` **Robot**" in note
+    assert "`@Fox` or `@Element1`" in note
+    assert cast_note(JOB) is None
+    entry = dict(job_entry(job).fields)
+    assert (entry["Characters"], entry["Style"]) == (fields["Characters"], "**Noir**")
+    assert "Characters" not in dict(render_card(JOB).fields)

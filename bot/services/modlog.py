@@ -1,15 +1,15 @@
 """The mod-log's words: what moderators read in their channel — every moderator action and every job.
 
-Pure functions. A job gets one mod-log message when it is accepted (member, prompt, reference thumbnails, Block
-and Cancel buttons), edited when it ends (the outcome); `ModeratorActions` remembers where that message is, and
-bot/discord_ui.py posts and edits it.
+Pure functions. A job gets one mod-log message when it is accepted (member, prompt, reference thumbnails,
+characters and style, Block and Cancel buttons), edited when it ends (the outcome); `ModeratorActions` remembers
+where that message is, and bot/discord_ui.py posts and edits it.
 """
 
 from __future__ import annotations
 
 from bot.domain.jobs import Job, JobStatus
 from bot.domain.text import escape_markdown, quote_prompt, shorten
-from bot.services.presenter import AMBER, GREEN, GREY, RED, Card, failure_reason, status_label
+from bot.services.presenter import AMBER, GREEN, GREY, RED, Card, failure_reason, look_fields, status_label
 
 __all__ = ["action_text", "job_entry"]
 
@@ -33,6 +33,7 @@ def job_entry(job: Job) -> Card:
         ("Member", f"<@{job.user_id}> (`{job.user_id}`)"),
         ("Options", f"{job.duration} s · {job.aspect_ratio} · in {where}"),
         ("References", images or "none"),
+        *look_fields(job),
         ("Outcome", outcome),
     )
     return Card(
