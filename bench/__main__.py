@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from bench import burst, discord_budget, in_flight, large_delivery, polling_peer, quota_race
+from bench import autocomplete, burst, discord_budget, in_flight, large_delivery, polling_peer, quota_race
 from bench.report import Result, machine, print_result, write_report
 
 SCENARIOS: dict[str, Callable[[bool], Result]] = {
@@ -19,6 +19,7 @@ SCENARIOS: dict[str, Callable[[bool], Result]] = {
     "large_delivery": lambda quick: asyncio.run(large_delivery.run(20 * 1024 * 1024 if quick else large_delivery.SIZE)),
     "quota_race": lambda quick: asyncio.run(quota_race.run()),
     "discord_budget": lambda quick: asyncio.run(discord_budget.run(4 if quick else discord_budget.JOBS)),
+    "autocomplete": lambda quick: asyncio.run(autocomplete.run(20 if quick else autocomplete.MEMBERS)),
 }
 
 
