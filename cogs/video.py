@@ -38,6 +38,7 @@ from bot.logs import job_extra
 from bot.services.intake import Invalid, VideoRequest
 from bot.services.media import Unavailable
 from bot.services.presenter import Card, quota_lines, render_card, unavailable_message
+from bot.services.styles import DEFAULT_ASPECT_RATIO, DEFAULT_DURATION, VideoSettings
 from bot.storage import Refused
 
 __all__ = ["VideoCog", "thread_problem"]
@@ -154,7 +155,7 @@ class VideoCog(commands.Cog):
         assert interaction.guild_id is not None
         assert interaction.channel_id is not None
         picked = [c for c in (character1, character2, character3, character4) if c]
-        built = await self._request(
+        built, problems = await self._request(
             interaction,
             prompt,
             (image1, image2, image3, image4, image5, image6, image7),
@@ -163,8 +164,11 @@ class VideoCog(commands.Cog):
             duration=duration.value if duration else None,
             aspect_ratio=aspect_ratio.value if aspect_ratio else None,
         )
-        if isinstance(built, list):
-            await reply_ephemeral(interaction, problems_message(built))
+        if problems:
+            # Every problem at once: the style and the characters named, and whatever else is wrong.
+            early = await self.bot.intake.check(built)
+            more = early.problems if isinstance(early, Invalid) else []
+            await reply_ephemeral(interaction, problems_message([*problems, *more]))
             self._answered(interaction)
             return
         request = await self._read_sheets(interaction, built) if built.characters else built
@@ -211,9 +215,9 @@ class VideoCog(commands.Cog):
         style: str | None,
         duration: int | None,
         aspect_ratio: str | None,
-    ) -> VideoRequest | list[str]:
-        """The request from the options, the channel's defaults and the picked characters; or what is wrong
-        with the style or the characters named (member-facing)."""
+    ) -> tuple[VideoRequest, list[str]]:
+        """The request from the options, the channel's defaults and the picked characters, and what is wrong
+        with the style or the characters named (member-facing; the request then leaves them out)."""
         assert interaction.guild_id is not None
         assert interaction.channel_id is not None
         settings = await self.bot.styles.for_video(
@@ -222,8 +226,8 @@ class VideoCog(commands.Cog):
         cast = await self.bot.characters.cast_for(interaction.guild_id, interaction.user.id, picked)
         problems = [settings] if isinstance(settings, str) else []
         problems.extend(p for p in cast if isinstance(p, str))
-        if problems or isinstance(settings, str):
-            return problems
+        if isinstance(settings, str):
+            settings = VideoSettings(None, duration or DEFAULT_DURATION, aspect_ratio or DEFAULT_ASPECT_RATIO)
         attached = [(position, a) for position, a in enumerate(slots, start=1) if a is not None]
         return VideoRequest(
             guild_id=interaction.guild_id,
@@ -240,7 +244,7 @@ class VideoCog(commands.Cog):
             aspect_ratio=settings.aspect_ratio,
             characters=tuple(c for c in cast if not isinstance(c, str)),
             style=settings.style,
-        )
+        ), problems
 
     async def _read_sheets(
         self, interaction: discord.Interaction[Reelbot], request: VideoRequest

@@ -70,9 +70,13 @@ async def test_a_style_reaches_the_provider_by_text_and_the_card_by_name(world: 
 async def test_an_unknown_style_and_a_style_over_the_prompt_limit_are_refused_before_charging(world: World) -> None:
     await world.start_bot()
     await mod(world, "style set", name="Noir", text=NOIR)
-    handle = await world.video(style="Sepia")
+    gif = image("cat.gif", content_type="image/gif")
+    handle = await world.video(style="Sepia", character1="Nobody", images={"image1": gif})
     text = await answer(world, handle)
+    # Every problem at once: the style, the character, and the image.
     assert "no style called **Sepia**" in text
+    assert "no character called **Nobody**" in text
+    assert "Image 1 (`cat.gif`) is `image/gif`" in text
 
     prompt = "a fox " * 410  # 2460 characters: fine alone, over 2500 with the style's text
     handle = await world.video(prompt.strip(), style="Noir")
