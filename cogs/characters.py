@@ -42,13 +42,8 @@ _SHEET_PERMISSIONS = {
     "attach_files": "Attach Files",
     "read_message_history": "Read Message History",
 }
-_SHEET_CHANNELS = (
-    discord.ChannelType.text,
-    discord.ChannelType.news,
-    discord.ChannelType.public_thread,
-    discord.ChannelType.private_thread,
-    discord.ChannelType.news_thread,
-)
+_THREADS = (discord.ChannelType.public_thread, discord.ChannelType.private_thread, discord.ChannelType.news_thread)
+_SHEET_CHANNELS = (discord.ChannelType.text, discord.ChannelType.news, *_THREADS)
 _NO_MENTIONS = discord.AllowedMentions.none()
 
 Name = app_commands.Range[str, 1, MAX_NAME_CHARS]
@@ -60,7 +55,7 @@ def sheet_problem(interaction: discord.Interaction[Reelbot]) -> str | None:
     if channel is None or channel.type not in _SHEET_CHANNELS:
         return "`/character create` posts the character's sheet where it runs: use it in a text channel or thread."
     permissions = interaction.app_permissions
-    send = "send_messages_in_threads" if channel.type in _SHEET_CHANNELS[2:] else "send_messages"
+    send = "send_messages_in_threads" if channel.type in _THREADS else "send_messages"
     needed = {send: "Send Messages", **_SHEET_PERMISSIONS}
     missing = [label for name, label in needed.items() if not getattr(permissions, name)]
     if missing:

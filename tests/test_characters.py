@@ -184,3 +184,9 @@ async def test_a_video_gets_the_members_choice_else_the_channels_else_the_bots(s
     assert labels == ["none", "Noir", "Pastel"]
     assert [s.value for s in await styles.suggest(GUILD, CHANNEL + 1, "")] == ["Noir", "Pastel"]
     assert [s.value for s in await styles.suggest(GUILD, CHANNEL, "tel")] == ["Pastel"]
+
+
+async def test_characters_are_saved_only_where_moderators_allow_videos(library: CharacterLibrary, store: Store) -> None:
+    await store.guilds.allow_channel(GUILD, CHANNEL + 5, actor_id=MOD)
+    problems = await library.check_new(new("Fox"))
+    assert problems == [f"Characters are saved where videos are made on this server: use <#{CHANNEL + 5}>."]

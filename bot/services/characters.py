@@ -101,6 +101,11 @@ class CharacterLibrary:
             problems.append(f"A character has at most {MAX_ANGLES} other angles.")
         if new.shared and not new.by_moderator:
             problems.append("Only moderators can share a character with the whole server; leave `shared` out.")
+        config = await self._store.guilds.get(new.guild_id)
+        if not config.channel_allowed(new.channel_id):
+            # The sheet is posted where the command runs; moderators chose where video work belongs.
+            places = ", ".join(f"<#{c}>" for c in sorted(config.allowed_channel_ids))
+            problems.append(f"Characters are saved where videos are made on this server: use {places}.")
         if problems:
             return problems
         return await self._room_for(new)
