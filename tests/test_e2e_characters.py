@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.sim.aimlapi import JobScript
-from bot.sim.discord import AttachmentSpec, InteractionHandle, SimMessage
+from bot.sim.discord import AttachmentSpec, InteractionHandle, Perm, SimMessage
 from tests.e2e_world import World, image
 
 pytestmark = pytest.mark.timeout(90)
@@ -302,3 +302,11 @@ async def test_remix_and_retry_keep_the_cast_and_the_style(world: World) -> None
     remix_card = cards(world)[-1]
     assert fields(remix_card)["Characters"] == "`@Element1` **Fox**"
     assert fields(remix_card)["Style"] == "**Noir**"
+
+
+async def test_a_channel_where_the_sheet_cannot_be_posted_is_refused_naming_the_permission(world: World) -> None:
+    await world.start_bot()
+    world.discord.set_bot_permissions(world.channel, deny=Perm.ATTACH_FILES | Perm.READ_MESSAGE_HISTORY)
+    text = await create(world, "Fox")
+    assert "I cannot post the character sheet here: I am missing **Attach Files, Read Message History**" in text
+    assert sheets(world) == []
