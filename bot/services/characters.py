@@ -168,19 +168,17 @@ class CharacterLibrary:
     async def find(self, guild_id: int, user_id: int, value: str) -> Character | None:
         """The character a member means by `value`: a picked suggestion (`#id`), or a typed name, their own
         before a shared one of the same name. None when they can see no such character."""
-        visible = await self.visible(guild_id, user_id)
-        token = _TOKEN.fullmatch(value.strip())
-        if token:
-            return next((c for c in visible if c.id == int(token.group(1))), None)
-        key = name_key(value.lstrip("@"))
-        return next((c for c in visible if name_key(c.name) == key), None)  # own ones come first
+        return _pick(await self.visible(guild_id, user_id), value)
 
     async def cast_for(self, guild_id: int, user_id: int, values: Sequence[str]) -> list[CastMember] | list[str]:
         """The characters picked in `/video`, in option order, or a problem for each value that names none."""
+        if not values:
+            return []
+        visible = await self.visible(guild_id, user_id)
         found: list[CastMember] = []
         problems: list[str] = []
         for value in values:
-            character = await self.find(guild_id, user_id, value)
+            character = _pick(visible, value)
             if character is None:
                 problems.append(_unknown(value))
             else:
@@ -235,6 +233,14 @@ async def _read_sheet(host: MediaHost, member: CastMember) -> CastMember:
     if missing:
         raise MediaGone(f"the sheet of {member.name} lost attachment(s) {missing}")
     return member.with_urls([urls[a] for a in member.attachment_ids])
+
+
+def _pick(visible: Sequence[Character], value: str) -> Character | None:
+    token = _TOKEN.fullmatch(value.strip())
+    if token:
+        return next((c for c in visible if c.id == int(token.group(1))), None)
+    key = name_key(value.lstrip("@"))
+    return next((c for c in visible if name_key(c.name) == key), None)  # own ones come first
 
 
 def _name_taken(new: NewCharacter) -> str:
