@@ -8,7 +8,7 @@
 
 or `async with await Store.open(url) as store:` or `async with open_store(url) as store:`.
 
-The repositories (`jobs`, `quotas`, `guilds`) are shared; `sqlite` and `postgres` are the two backends behind
+The repositories (`jobs`, `quotas`, `guilds`, `teams`) are shared; `sqlite` and `postgres` are the two backends behind
 them (see `database.Database` and docs/storage.md).
 """
 
@@ -24,22 +24,29 @@ from bot.storage.database import Database
 from bot.storage.guilds import GuildRepository
 from bot.storage.jobs import JobRepository
 from bot.storage.models import (
+    BlockedWord,
+    ChannelPool,
     GuildConfig,
     JobNotFound,
     Lease,
     LedgerEntry,
     LedgerKind,
     NewJob,
+    PoolUsageRow,
     QuotaRequest,
     Refused,
     Reserved,
+    TeamChannel,
     UsageRow,
 )
 from bot.storage.quotas import QuotaRepository
+from bot.storage.teams import TeamRepository
 from bot.storage.url import Backend, DatabaseUrl
 
 __all__ = [
     "Backend",
+    "BlockedWord",
+    "ChannelPool",
     "DatabaseUrl",
     "GuildConfig",
     "JobNotFound",
@@ -47,10 +54,12 @@ __all__ = [
     "LedgerEntry",
     "LedgerKind",
     "NewJob",
+    "PoolUsageRow",
     "QuotaRequest",
     "Refused",
     "Reserved",
     "Store",
+    "TeamChannel",
     "UsageRow",
     "open_store",
 ]
@@ -66,6 +75,7 @@ class Store:
         self.jobs = JobRepository(db, clock)
         self.quotas = QuotaRepository(db, clock)
         self.guilds = GuildRepository(db, clock)
+        self.teams = TeamRepository(db, clock)
 
     @classmethod
     async def open(cls, target: Path | str | DatabaseUrl, *, clock: Clock = system_clock) -> Store:

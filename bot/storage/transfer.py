@@ -19,7 +19,18 @@ from bot.storage.url import Backend, DatabaseUrl
 
 __all__ = ["TABLES", "TargetNotEmpty", "move_store"]
 
-TABLES = ("jobs", "quota_ledger", "member_quota", "role_quota", "guild_settings", "guild_channels", "meta")
+TABLES = (
+    "channel_pools",
+    "jobs",
+    "quota_ledger",
+    "member_quota",
+    "role_quota",
+    "guild_settings",
+    "guild_channels",
+    "channel_approvals",
+    "blocked_words",
+    "meta",
+)
 """Every table that holds the deployment's data, referenced tables first. (`job_transitions` is part of the
 schema, written by the migrations themselves.)"""
 
