@@ -1,4 +1,5 @@
-"""The buttons on status cards and mod-log entries: Cancel, Retry, Remix, aspect switch, Block — what they
+"""The buttons on status cards, delivered videos and mod-log entries: Cancel, Retry, Remix, aspect switch,
+Block, and the team channels' Approve, Reject, Delete and Details (pressed in bot/team_buttons.py) — what they
 look like (`card_view`), and what pressing them does, over `CardControls` and `ModeratorActions`.
 
 Every component is a `discord.ui.DynamicItem` whose custom id carries the job id (`reelbot:cancel:42`), and the
@@ -14,6 +15,7 @@ import dataclasses
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,8 +30,9 @@ from bot.logs import job_extra
 from bot.services.card_controls import Actor, CancelOutcome, Denied
 from bot.services.intake import Invalid
 from bot.services.modlog import action_text
-from bot.services.presenter import Card, failure_message, quota_lines, render_card
+from bot.services.presenter import Card, Controls, failure_message, refusal_message, render_card
 from bot.storage import Refused
+from bot.team_buttons import approve, delete, details, show_reject
 
 if TYPE_CHECKING:
     from bot.app import Reelbot
@@ -44,9 +47,13 @@ _ID = r"(?P<job_id>[0-9]{1,19})"
 # Each button: its label, emoji and style, and the handler it calls. One DynamicItem class serves them all; the
 # custom id names the action and the job, e.g. `reelbot:cancel:42`.
 _BUTTONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
+    "approve": ("Approve", "✅", discord.ButtonStyle.success),  # moderators, while it waits for approval
+    "reject": ("Reject", "✋", discord.ButtonStyle.danger),
     "cancel": ("Cancel", "🚫", discord.ButtonStyle.danger),
     "retry": ("Retry", "🔁", discord.ButtonStyle.primary),
     "remix": ("Remix", "✏️", discord.ButtonStyle.secondary),
+    "delete": ("Delete", "🗑️", discord.ButtonStyle.secondary),  # on the delivered video
+    "details": ("Details", "ℹ️", discord.ButtonStyle.secondary),
     "block": ("Block member", "⛔", discord.ButtonStyle.danger),  # on mod-log entries
 }
 
@@ -69,14 +76,10 @@ class JobButton(
         return cls(match["action"], int(match["job_id"]))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        if self.action == "cancel":
-            await cancel(interaction, self.job_id)
-        elif self.action == "retry":
+        if self.action == "retry":
             await again(interaction, self.job_id, retry=True)
-        elif self.action == "remix":
-            await show_remix(interaction, self.job_id)
         else:
-            await block_from_log(interaction, self.job_id)
+            await _PRESS[self.action](interaction, self.job_id)
 
 
 class AspectSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=rf"reelbot:aspect:{_ID}"):
@@ -108,12 +111,14 @@ class AspectSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=rf"r
 DYNAMIC_ITEMS = (JobButton, AspectSelect)
 
 
-def card_view(card: Card) -> discord.ui.View:
-    """The components for `card.actions` (an empty view removes them)."""
+def card_view(card: Card | Controls) -> discord.ui.View:
+    """The components for a card's (or other message's) actions (an empty view removes them)."""
+    controls = card.controls if isinstance(card, Card) else card
     view = discord.ui.View(timeout=None)
-    if card.job_id is not None:
-        for action in card.actions:
-            view.add_item(AspectSelect(card.job_id) if action == "aspect" else JobButton(action, card.job_id))
+    if controls.job_id is not None:
+        for action in controls.actions:
+            job_id = controls.job_id
+            view.add_item(AspectSelect(job_id) if action == "aspect" else JobButton(action, job_id))
     return view
 
 
@@ -275,7 +280,7 @@ async def again(
         await reply_ephemeral(interaction, problems_message(outcome.problems))
         return
     if isinstance(outcome, Refused):
-        await reply_ephemeral(interaction, "\n".join([*quota_lines(outcome.quota), "Nothing was charged."]))
+        await reply_ephemeral(interaction, refusal_message(outcome.quota, outcome.refusal))
         return
     new = await _post_card(bot, outcome.job, outcome.quota if outcome.job.user_id == actor.user_id else None)
     if new is None:
@@ -319,3 +324,15 @@ async def block_from_log(interaction: discord.Interaction[Reelbot], job_id: int)
     )
     what = action_text(interaction.user.id, f"blocked <@{entry.user_id}>", entry.reason)
     await post_modlog_line(bot, entry.guild_id, what)
+
+
+_PRESS: dict[str, Callable[[discord.Interaction[Any], int], Awaitable[None]]] = {
+    "approve": approve,
+    "reject": show_reject,
+    "cancel": cancel,
+    "remix": show_remix,
+    "delete": delete,
+    "details": details,
+    "block": block_from_log,
+}
+"""What pressing each button does (Retry is `again`)."""

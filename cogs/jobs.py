@@ -33,7 +33,10 @@ class JobsCog(commands.Cog):
         assert interaction.guild_id is not None
         jobs = await self.bot.intake.recent_jobs(interaction.guild_id, interaction.user.id)
         status = await self.bot.intake.quota(
-            interaction.guild_id, interaction.user.id, member_role_ids(interaction.user)
+            interaction.guild_id,
+            interaction.user.id,
+            member_role_ids(interaction.user),
+            channel_id=interaction.channel_id,
         )
         lines = ["Your latest videos:" if jobs else "You have not started any videos on this server yet."]
         lines += [job_line(job) for job in jobs]

@@ -66,8 +66,8 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     @staticmethod
     def _quota_line(member: discord.abc.User, status: QuotaStatus) -> str:
         blocked = ", blocked" if status.blocked else ""
-        total = status.limit + status.granted
-        return f"{member.mention} now has **{status.remaining}** of **{total}** videos left{blocked}"
+        own = status.own  # the same numbers the member's /quota shows
+        return f"{member.mention} now has **{own.remaining}** of **{own.total}** videos left{blocked}"
 
     # ------------------------------------------------------------------ members
 
@@ -166,9 +166,10 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     @app_commands.describe(member="The member")
     async def check(self, interaction: discord.Interaction[Reelbot], member: discord.Member) -> None:
         status, rows = await self.actions.member_record(self._gid(interaction), member.id, member_role_ids(member))
+        own = status.own  # the same numbers the member's /quota shows
         lines = [
-            f"{member.mention}: used **{status.used}** of **{status.limit}**"
-            + (f" (+{status.granted} granted)" if status.granted else "")
+            f"{member.mention}: **{own.remaining}** of **{own.total}** videos left (used **{own.used}**"
+            + (f", limit {status.limit} + {own.granted} granted)" if own.granted else ")")
             + f", {status.active} active"
             + (f", **blocked**: {escape_markdown(status.block_reason or '')}" if status.blocked else ""),
             "Latest ledger rows:" if rows else "No ledger rows yet.",

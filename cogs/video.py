@@ -16,11 +16,10 @@ from discord.ext import commands
 from bot.app import Reelbot
 from bot.chat import card_embed
 from bot.discord_ui import ASPECTS, member_role_ids, reply_ephemeral, start_thread
-from bot.domain.quotas import Refusal
 from bot.domain.validation import MAX_PROMPT_CHARS, ImageMeta, problems_message
 from bot.logs import job_extra
 from bot.services.intake import Invalid, VideoRequest
-from bot.services.presenter import quota_lines, render_card
+from bot.services.presenter import refusal_message, render_card
 from bot.storage import Refused
 
 __all__ = ["VideoCog", "thread_problem"]
@@ -64,20 +63,6 @@ def thread_problem(interaction: discord.Interaction[Reelbot]) -> str | None:
             "Ask a moderator to grant them, or use another channel."
         )
     return None
-
-
-def _refusal_text(refused: Refused) -> str:
-    quota = refused.quota
-    if refused.refusal is Refusal.BLOCKED:
-        head = "You cannot start videos on this server right now."
-    elif refused.refusal is Refusal.TOO_MANY_ACTIVE:
-        head = (
-            f"You already have {quota.active} videos in progress, the most you can have at once "
-            f"({quota.max_active}). Start another when one is delivered."
-        )
-    else:
-        head = "You have reached your video limit for now."
-    return "\n".join([head, *quota_lines(quota), "Nothing was charged."])
 
 
 class VideoCog(commands.Cog):
@@ -148,7 +133,7 @@ class VideoCog(commands.Cog):
             self._answered(interaction)
             return
         if isinstance(outcome, Refused):
-            await reply_ephemeral(interaction, _refusal_text(outcome))
+            await reply_ephemeral(interaction, refusal_message(outcome.quota, outcome.refusal))
             self._answered(interaction)
             return
         job, quota = outcome.job, outcome.quota

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from bot.domain.clock import FakeClock
 from bot.domain.jobs import FailureKind, JobStatus
-from bot.domain.quotas import Refusal
+from bot.domain.quotas import Allowance, Refusal
 from bot.services.intake import Intake, Invalid
 from bot.storage import Refused, Reserved, Store
 from tests.fakes import CHANNEL, GUILD, USER, attachments, video_request
@@ -99,7 +99,7 @@ async def test_the_card_shows_quota_place_in_line_and_an_eta_only_from_history(
     first = await accepted(intake)
     second = await accepted(intake, user_id=USER + 1)
     context = await intake.card_context(second.job, quota=second.quota)
-    assert (context.remaining, context.limit) == (4, 5)
+    assert context.allowance == Allowance(used=1, total=5)
     assert context.queue_position == 2
     assert context.eta is None  # no history: no made-up ETA
 
@@ -107,7 +107,7 @@ async def test_the_card_shows_quota_place_in_line_and_an_eta_only_from_history(
     done = await store.jobs.update_fields(first.job.id, submitted_at=clock() - 200, provider_finished_at=clock() - 80)
     assert done.id == first.job.id
     context = await intake.card_context(second.job)
-    assert (context.remaining, context.limit) == (None, None)  # no quota given: no quota line
+    assert context.allowance is None  # no quota given: no quota line
     assert context.eta == clock() + 120
 
 
@@ -117,7 +117,7 @@ async def test_the_owners_card_context_reads_their_limit_with_the_roles_stored_w
     await store.quotas.set_role_limit(GUILD, 42, 9, actor_id=MOD)
     job = (await accepted(intake, role_ids=(42,))).job
     context = await intake.owner_card_context(job)
-    assert (context.remaining, context.limit) == (8, 9)
+    assert (context.allowance.remaining, context.allowance.total) == (8, 9)  # type: ignore[union-attr]
 
 
 async def test_card_and_thread_ids_are_recorded_and_an_unseen_job_is_abandoned_and_refunded(

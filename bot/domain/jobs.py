@@ -165,6 +165,8 @@ class Job:
     video_size: int | None = None
     delivered_message_id: int | None = None
     retry_of: int | None = None
+    free: bool = False
+    """A free Retry after a failure on the provider's (or the bot's) side: recorded, never charged."""
     role_ids: tuple[int, ...] = ()
     """The requester's roles when they asked (their limit may come from a role)."""
     pool_id: int | None = None

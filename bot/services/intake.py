@@ -16,7 +16,8 @@ from bot.domain.clock import Clock, system_clock
 from bot.domain.jobs import FailureKind, Job, JobStatus, Reference
 from bot.domain.quotas import QuotaStatus
 from bot.domain.validation import ImageMeta, clean_prompt, validate_video_request
-from bot.services.presenter import CardContext
+from bot.domain.words import blocked_phrase
+from bot.services.presenter import BLOCKED_WORDS_PROBLEM, CardContext
 from bot.services.schedule import typical_duration
 from bot.storage import NewJob, QuotaRequest, Refused, Reserved, Store
 
@@ -30,6 +31,8 @@ class QuotaPolicy:
     default_limit: int
     window_seconds: float
     max_active: int
+    approval_timeout: float = 1800.0
+    """How long a video in a channel with approvals may wait for a moderator (JOB_TIMEOUT_SECONDS)."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,15 @@ class Intake:
             fallback_limit=self._policy.default_limit,
             max_active=self._policy.max_active,
             role_ids=role_ids,
+            approval_timeout=self._policy.approval_timeout,
         )
 
-    async def quota(self, guild_id: int, user_id: int, role_ids: tuple[int, ...]) -> QuotaStatus:
-        return await self._store.quotas.status(guild_id, user_id, self.quota_request(role_ids))
+    async def quota(
+        self, guild_id: int, user_id: int, role_ids: tuple[int, ...], *, channel_id: int | None = None
+    ) -> QuotaStatus:
+        """The member's allowance now; with `channel_id`, the one that applies there (the channel's team budget,
+        when it has one). `/quota`, the card and the moderators' replies all show this."""
+        return await self._store.quotas.status(guild_id, user_id, self.quota_request(role_ids), channel_id=channel_id)
 
     async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
         """The member's latest jobs on this server, newest first (`/jobs`)."""
@@ -147,7 +155,8 @@ class Intake:
         return await self._admit(new, metas)
 
     async def _admit(self, new: NewJob, images: Sequence[ImageMeta]) -> Reserved | Refused | Invalid:
-        """The checks every new job passes (server open here, valid input), then the atomic charge and insert.
+        """The checks every new job passes (server open here, valid input, no blocked word), then the atomic
+        charge and insert.
 
         `images` are the references as Discord described them: validation reads the raw declared type, which
         the stored `Reference` keeps only in normalised form."""
@@ -155,9 +164,16 @@ class Intake:
         if closed is not None:
             return Invalid([closed])
         problems = validate_video_request(new.prompt, images, new.duration, new.aspect_ratio)
+        if await self.blocked_word(new.guild_id, new.prompt) is not None:
+            problems = [*problems, BLOCKED_WORDS_PROBLEM]
         if problems:
             return Invalid(problems)
         return await self._store.jobs.create_reserved(new, self.quota_request(new.role_ids))
+
+    async def blocked_word(self, guild_id: int, prompt: str) -> str | None:
+        """The server's blocked word or phrase the prompt contains (folded), or None. Only for logs and
+        moderators: the member is told that the prompt has one, never which."""
+        return blocked_phrase(prompt, [w.phrase for w in await self._store.teams.words(guild_id)])
 
     # ------------------------------------------------------------------ the card, until the poller takes over
 
@@ -176,8 +192,7 @@ class Intake:
             elif job.status in (JobStatus.QUEUED, JobStatus.SUBMITTING):
                 eta = now + typical
         return CardContext(
-            remaining=quota.remaining if quota is not None else None,
-            limit=quota.limit + quota.granted if quota is not None else None,
+            allowance=quota.allowance if quota is not None else None,
             queue_position=position,
             eta=eta,
         )
@@ -185,7 +200,7 @@ class Intake:
     async def owner_card_context(self, job: Job) -> CardContext:
         """`card_context` with the owner's quota, read with the roles stored with the job (so the card keeps
         showing their real allowance without asking Discord): what the poller shows on every card update."""
-        quota = await self.quota(job.guild_id, job.user_id, job.role_ids)
+        quota = await self.quota(job.guild_id, job.user_id, job.role_ids, channel_id=job.channel_id)
         return await self.card_context(job, quota=quota)
 
     async def card_posted(self, job_id: int, message_id: int) -> Job:

@@ -38,6 +38,7 @@ UPDATABLE_FIELDS = frozenset(_JOB_FIELDS) - {
     "created_at",
     "updated_at",
     "delivery_nonce",
+    "free",
     "pool_id",
     "needs_approval",
 }
@@ -75,6 +76,7 @@ def job_from_row(row: Row) -> Job:
             values[name] = float(values[name])
     if values["failure_kind"] is not None:
         values["failure_kind"] = FailureKind(values["failure_kind"])
+    values["free"] = bool(values["free"])
     values["needs_approval"] = bool(values["needs_approval"])
     if values["credits_used"] is not None:
         values["credits_used"] = float(values["credits_used"])

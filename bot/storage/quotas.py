@@ -45,7 +45,7 @@ def after_reservation(status: QuotaStatus, use_times: list[float], now: float, *
         status,
         used=status.used + 1,
         active=status.active + 1,
-        next_free_at=next_free_at(uses, status.limit + status.granted, status.window_seconds),
+        next_free_at=next_free_at(uses, status.own.total, status.window_seconds),
     )
 
 
@@ -105,10 +105,9 @@ async def quota_snapshot(
         max_active=request.max_active,
         blocked=bool(member["blocked"]) if member else False,
         block_reason=member["block_reason"] if member else None,
-        next_free_at=next_free_at(use_times, limit + granted, window),
         granted=granted,
     )
-    return status, use_times
+    return replace(status, next_free_at=next_free_at(use_times, status.own.total, window)), use_times
 
 
 async def refund_job(conn: Connection, job_id: int, *, reason: str, now: float, actor_id: int | None = None) -> bool:
