@@ -18,11 +18,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import Reelbot
-from bot.discord_ui import is_moderator, member_role_ids, post_modlog_line, reply_ephemeral
+from bot.discord_ui import is_moderator, member_role_ids, reply_ephemeral, report_moderator_action
 from bot.domain.quotas import QuotaStatus
 from bot.domain.text import escape_markdown
-from bot.services.modlog import action_text
-from bot.services.usage import report_csv, summary_lines
+from bot.services.usage import budgets_csv, report_csv, summary_lines
+from bot.team_commands import TeamChannelCommands
 
 __all__ = ["ModerationCog"]
 
@@ -35,7 +35,9 @@ REASON_HELP = "Why (kept in the audit ledger and shown in the mod-log)"
 
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
-class ModerationCog(commands.GroupCog, group_name="videomod", group_description="Moderate video generation"):
+class ModerationCog(
+    commands.GroupCog, TeamChannelCommands, group_name="videomod", group_description="Moderate video generation"
+):
     channels = app_commands.Group(name="channels", description="Where /video may be used (none set = everywhere)")
 
     def __init__(self, bot: Reelbot) -> None:
@@ -59,9 +61,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
 
     async def _done(self, interaction: discord.Interaction[Reelbot], what: str, reason: str | None) -> None:
         """Tell the moderator what changed (privately) and log it in the mod-log channel."""
-        await reply_ephemeral(interaction, f"Done: {what}." + (f" Reason: {escape_markdown(reason)}" if reason else ""))
-        await post_modlog_line(self.bot, self._gid(interaction), action_text(interaction.user.id, what, reason))
-        log.info("moderator %s in guild %s: %s", interaction.user.id, interaction.guild_id, what)
+        await report_moderator_action(interaction, what, reason)
 
     @staticmethod
     def _quota_line(member: discord.abc.User, status: QuotaStatus) -> str:
@@ -327,9 +327,16 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
             member = guild.get_member(uid) if guild else None
             return member.display_name if member else ""
 
+        def channel_name(channel_id: int) -> str:
+            channel = guild.get_channel(channel_id) if guild else None
+            return channel.name if channel else ""
+
         stamp = datetime.fromtimestamp(report.until, UTC).strftime("%Y%m%d")
-        file = discord.File(io.BytesIO(report_csv(report, name)), filename=f"video-usage-{days}d-{stamp}.csv")
-        await interaction.followup.send(embed=embed, file=file, ephemeral=True)
+        files = [discord.File(io.BytesIO(report_csv(report, name)), filename=f"video-usage-{days}d-{stamp}.csv")]
+        if report.pools:
+            data = budgets_csv(report, channel_name)
+            files.append(discord.File(io.BytesIO(data), filename=f"video-budgets-{days}d-{stamp}.csv"))
+        await interaction.followup.send(embed=embed, files=files, ephemeral=True)
 
 
 def _places(channel_ids: frozenset[int]) -> str:

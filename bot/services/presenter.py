@@ -21,6 +21,7 @@ __all__ = [
     "Controls",
     "allowance_line",
     "budget_line",
+    "budget_summary",
     "card_actions",
     "delivery_marker",
     "details_card",
@@ -204,7 +205,7 @@ def render_card(job: Job, ctx: CardContext | None = None) -> Card:
         ("Options", f"{job.duration} s · {job.aspect_ratio} · {refs} reference image{'s' if refs != 1 else ''}"),
     ]
     if ctx.allowance is not None and ctx.allowance.pool is not None:
-        fields.append(("Team budget", _budget_short(ctx.allowance.pool)))
+        fields.append(("Team budget", budget_summary(ctx.allowance.pool)))
     elif ctx.allowance is not None:
         fields.append(("Your quota", f"{ctx.allowance.remaining} of {ctx.allowance.total} videos left"))
     fields.extend(ctx.extra.items())
@@ -348,7 +349,8 @@ def _resets(pool: PoolStatus) -> str:
     return f"resets {when}"
 
 
-def _budget_short(pool: PoolStatus) -> str:
+def budget_summary(pool: PoolStatus) -> str:
+    """What is left of a channel's budget and when it resets, for the card and the moderators' reply."""
     return f"{pool.remaining} of {pool.videos} videos left {_PERIOD_WORDS[pool.period]}; {_resets(pool)}"
 
 
