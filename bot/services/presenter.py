@@ -262,7 +262,7 @@ def details_card(job: Job) -> Card:
     """Everything about how a video was made, for the Details button (a private answer): the prompt, options,
     images, who charged what, who approved it, when each step happened, and what the provider says it cost."""
     images = "\n".join(
-        f"{i}. {escape_markdown(shorten(r.filename, 60))} ({r.width}×{r.height}, {_size(r.size)})"
+        f"{i}. {escape_markdown(shorten(r.filename, 60))} ({r.width}×{r.height}, {_image_size(r.size)})"
         for i, r in enumerate(job.references, start=1)
     )
     credits = (
@@ -304,6 +304,10 @@ def delivery_marker(job: Job) -> str:
 
 def _size(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def _image_size(size: int) -> str:
+    return _size(size) if size >= 1024 * 1024 else f"{max(1, round(size / 1024))} KiB"
 
 
 def video_message(job: Job) -> str:
