@@ -2,8 +2,9 @@
 `DATABASE_URL` naming the (empty) PostgreSQL database.
 
 Both databases are first brought to the latest schema, so they have the same tables and columns (the two
-migration folders are kept in step). Every row is copied with its id: jobs (a Retry points at an earlier job, so
-they go in id order), then the ledger that points at them, then the settings and `meta`. Buttons already posted
+migration folders are kept in step). Every row is copied with its id: channel budgets (jobs and ledger rows point
+at them), jobs (a Retry points at an earlier job, so they go in id order), then the ledger that points at them,
+then the settings, approvals, blocked words and `meta`. Buttons already posted
 in Discord carry job ids, so those ids must not change.
 """
 
