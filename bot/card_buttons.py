@@ -23,7 +23,7 @@ import discord
 
 from bot.chat import card_embed
 from bot.discord_ui import ASPECTS, is_moderator, member_role_ids, post_modlog_line, reply_ephemeral, start_thread
-from bot.domain.jobs import Job, Reference
+from bot.domain.jobs import Job, JobStatus, Reference
 from bot.domain.quotas import QuotaStatus
 from bot.domain.validation import MAX_PROMPT_CHARS, problems_message
 from bot.logs import job_extra
@@ -287,7 +287,8 @@ async def again(
         await reply_ephemeral(interaction, "I could not post the new video's card here, so it was not started.")
         return
     free = " It is free: the last attempt failed on the video service's side." if new.retry_of and retry else ""
-    await reply_ephemeral(interaction, f"Started video #{new.id}; follow it on its card.{free}")
+    waits = " It waits for a moderator's approval." if new.status is JobStatus.AWAITING_APPROVAL else ""
+    await reply_ephemeral(interaction, f"Started video #{new.id}; follow it on its card.{free}{waits}")
     log.info("job %s started from job %s by %s", new.id, job_id, interaction.user.id, extra=job_extra(new.id))
 
 

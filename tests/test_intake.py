@@ -195,3 +195,14 @@ async def test_the_quota_in_a_budget_channel_is_the_budget(intake: Intake, store
     assert card.allowance is not None
     assert card.allowance.pool is not None
     assert (await intake.quota(GUILD, USER, (), channel_id=OTHER_CHANNEL)).allowance == Allowance(used=0, total=5)
+
+
+async def test_a_job_waiting_for_approval_whose_card_was_never_seen_is_abandoned_and_refunded(
+    intake: Intake, store: Store
+) -> None:
+    await store.teams.set_approvals(GUILD, CHANNEL, True, actor_id=MOD)
+    reserved = await accepted(intake)
+    abandoned = await intake.abandon(reserved.job.id, "the reply to /video could not be sent")
+    assert abandoned is not None
+    assert abandoned.status is JobStatus.FAILED
+    assert await used(intake) == 0

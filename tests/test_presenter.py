@@ -164,3 +164,11 @@ def test_details_tell_how_the_video_was_made_and_what_it_cost() -> None:
     assert dict(details_card(JOB).fields)["Approval"] == "not needed in this channel"
     free = replace(JOB, free=True, retry_of=6)
     assert dict(details_card(free).fields)["Requested by"] == "<@3>, charged to nothing: a free retry of job #6"
+
+
+def test_a_mod_log_entry_offers_approve_and_reject_while_the_video_waits() -> None:
+    waiting = job_entry(replace(JOB, status=JobStatus.AWAITING_APPROVAL))
+    assert waiting.actions == ("approve", "reject", "block")
+    assert "Approve lets this video be made" in waiting.footer
+    assert job_entry(JOB).actions == ("block", "cancel")
+    assert job_entry(replace(JOB, status=JobStatus.REMOVED)).actions == ("block",)

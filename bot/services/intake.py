@@ -216,5 +216,9 @@ class Intake:
         already picked it up the compare-and-set fails (None) and the job runs to the end, delivering in the
         channel."""
         return await self._store.jobs.transition(
-            job_id, JobStatus.QUEUED, JobStatus.FAILED, failure_kind=FailureKind.INTERNAL, last_error=why
+            job_id,
+            (JobStatus.QUEUED, JobStatus.AWAITING_APPROVAL),
+            JobStatus.FAILED,
+            failure_kind=FailureKind.INTERNAL,
+            last_error=why,
         )
