@@ -22,7 +22,13 @@ from bot.services.card_controls import Actor, RemoveOutcome
 from bot.services.moderator_actions import ReviewOutcome, ReviewResult
 from bot.services.modlog import action_text
 from bot.services.ports import ChatError
-from bot.services.presenter import details_card, failure_message, status_label
+from bot.services.presenter import (
+    approved_message,
+    details_card,
+    failure_message,
+    removed_message,
+    status_label,
+)
 
 if TYPE_CHECKING:
     from bot.app import Reelbot
@@ -50,7 +56,7 @@ async def approve(interaction: discord.Interaction[Reelbot], job_id: int) -> Non
     assert job is not None
     bot.poller.wake()  # it is due now
     await bot.poller.announce(job)  # card, mod-log entry
-    await _tell_thread(bot, job, f"✅ A moderator approved job #{job.id}; it is being made now.")
+    await _tell_thread(bot, job, approved_message(job))
     await post_modlog_line(
         bot, job.guild_id, action_text(interaction.user.id, f"approved job #{job.id} of <@{job.user_id}>")
     )
@@ -154,8 +160,7 @@ async def delete(interaction: discord.Interaction[Reelbot], job_id: int) -> None
             return
     if result.outcome is RemoveOutcome.REMOVED:
         await bot.poller.announce(job)  # the card says who removed it
-        by = "the member who asked for it" if job.removed_by == job.user_id else "a moderator"
-        await _tell_thread(bot, job, f"🗑️ The video of job #{job.id} was removed by {by}.")
+        await _tell_thread(bot, job, removed_message(job))
         what = f"removed the video of job #{job.id} of <@{job.user_id}>"
         await post_modlog_line(bot, job.guild_id, action_text(interaction.user.id, what))
         log.info("video removed by %s", interaction.user.id, extra=job_extra(job.id))

@@ -20,6 +20,7 @@ __all__ = [
     "CardContext",
     "Controls",
     "allowance_line",
+    "approved_message",
     "budget_line",
     "budget_summary",
     "card_actions",
@@ -29,6 +30,7 @@ __all__ = [
     "link_message",
     "quota_lines",
     "refusal_message",
+    "removed_message",
     "render_card",
     "status_label",
     "thread_name",
@@ -334,6 +336,17 @@ def failure_message(job: Job) -> str:
     else:
         reason = failure_reason(job)
     return f"<@{job.user_id}> job #{job.id} did not produce a video. {reason} Your video was refunded."
+
+
+def approved_message(job: Job) -> str:
+    """In the thread when a moderator approves a video that waited for it."""
+    return f"✅ A moderator approved job #{job.id}; it is being made now."
+
+
+def removed_message(job: Job) -> str:
+    """In the thread when a delivered video was deleted (nobody is named or pinged; the mod-log names who)."""
+    by = "the member who asked for it" if job.removed_by == job.user_id else "a moderator"
+    return f"🗑️ The video of job #{job.id} was removed by {by}."
 
 
 # ---------------------------------------------------------------------- allowances: /quota, refusals, the card

@@ -110,7 +110,8 @@ class LedgerEntry:
     at: float
     detail: str | None = None
     pool_id: int | None = None
-    """On `reserve` and `refund` rows: the channel budget charged or refunded (None: the member's own quota)."""
+    """On `reserve` and `refund` rows: the channel budget charged or refunded (None: the member's own quota); on a
+    `guild_setting` row that set or removed a budget: that budget."""
 
 
 @dataclass(frozen=True)
