@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from bot.domain.jobs import JobStatus
-from bot.sim.discord import SimMessage
+from bot.sim.discord import SimChannel, SimMessage
+from bot.sim.discord.state import ChannelType
 from tests.e2e_world import World
 
 pytestmark = pytest.mark.timeout(60)
@@ -124,3 +125,22 @@ async def test_a_video_nobody_approves_expires_refunded(world: World) -> None:
     assert job is not None
     assert job.status is JobStatus.EXPIRED
     assert custom_ids(current(world, card.id)) == ["reelbot:retry:1", "reelbot:details:1"]
+
+
+async def test_moderators_can_approve_from_the_mod_log_entry(world: World) -> None:
+    log_channel = world.guild.id + 700
+    channel = SimChannel(log_channel, world.guild.id, ChannelType.GUILD_TEXT, "mod-log", position=5)
+    world.guild.channels[log_channel] = channel
+    world.discord.channels[log_channel] = channel
+    await world.start_bot()
+    await mod(world, "modlog", channel=log_channel)
+    card = await waiting_card(world)
+    await world.discord.wait_for(lambda: any(m.embeds for m in world.discord.messages(log_channel)), timeout=5)
+    [entry] = [m for m in world.discord.messages(log_channel) if m.embeds]
+    assert custom_ids(entry) == ["reelbot:approve:1", "reelbot:reject:1", "reelbot:block:1"]
+    assert "Approved" in await press(world, entry, "reelbot:approve:1", world.guild.moderator_id)
+    await world.discord.wait_for(lambda: "reelbot:approve:1" not in custom_ids(current(world, entry.id)), 5)
+    assert custom_ids(current(world, entry.id)) == ["reelbot:block:1", "reelbot:cancel:1"]
+    line = await world.wait_for_text(log_channel, "approved job #1")
+    assert f"<@{world.guild.moderator_id}>" in line.content
+    await world.discord.wait_for(lambda: bool(world.posts_with_files(card.id)), timeout=20)
