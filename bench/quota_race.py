@@ -6,6 +6,10 @@ processes sharing a database), where only SQLite's write lock keeps them honest.
 `REELBOT_BENCH_POSTGRES_URL=postgresql://…` (any database the benchmark may write to; each run uses a guild id of
 its own) it also runs on PostgreSQL across two real OS processes, where only the per-member advisory lock keeps
 them honest.
+
+A third race draws from a channel budget instead: the same 1,000 reservations, by 50 members each far below their
+own limit, in a channel whose shared pool holds 300 videos: exactly 300 may be granted, and every member waits
+for the others on the pool's lock (SQLite's write lock; PostgreSQL's advisory lock on the pool).
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from pathlib import Path
 
 from bench.report import Result
 from bot.domain.jobs import Reference
-from bot.storage import NewJob, QuotaRequest, Reserved, Store
+from bot.domain.pools import Period
+from bot.storage import LedgerKind, NewJob, QuotaRequest, Reserved, Store
 
 ATTEMPTS = 1_000
 MEMBERS = 10
@@ -27,6 +32,9 @@ LIMIT = 40
 GUILD = 1
 REQUEST = QuotaRequest(window_seconds=86_400, fallback_limit=LIMIT, max_active=ATTEMPTS)
 REFS = (Reference("https://cdn.example/1.png", "1.png", "image/png", 1000, 512, 512),)
+POOL_MEMBERS = 50
+POOL_SIZE = 300
+TEAM_CHANNEL = 3
 
 
 def _job(user: int) -> NewJob:
@@ -48,6 +56,27 @@ async def _race(path: Path, connections: int) -> tuple[int, float, int]:
         for store in stores:
             await store.close()
     return granted, elapsed, ledger
+
+
+async def _pool_race(path: Path, connections: int) -> tuple[int, float, int]:
+    stores = [await Store.open(path) for _ in range(connections)]
+    try:
+        await stores[0].teams.set_pool(GUILD, TEAM_CHANNEL, POOL_SIZE, Period.MONTH, actor_id=1)
+        calls = [
+            stores[i % connections].jobs.create_reserved(
+                NewJob(GUILD, TEAM_CHANNEL, 100 + i % POOL_MEMBERS, "a fox", 5, "16:9", "m", REFS), REQUEST
+            )
+            for i in range(ATTEMPTS)
+        ]
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(*calls)
+        elapsed = time.perf_counter() - started
+        granted = sum(isinstance(o, Reserved) for o in outcomes)
+        draws = [e for e in await stores[0].quotas.ledger(GUILD, kinds=[LedgerKind.RESERVE]) if e.pool_id is not None]
+    finally:
+        for store in stores:
+            await store.close()
+    return granted, elapsed, len(draws)
 
 
 async def _race_in_process(url: str, guild: int, start_at: float, indices: range) -> tuple[int, float]:
@@ -97,6 +126,14 @@ async def run() -> Result:
         rate = ATTEMPTS / elapsed
         result.add(f"granted ({label})", f"{granted} of {ATTEMPTS}", f"exactly {allowed}", granted == allowed)
         result.add(f"ledger rows ({label})", str(ledger), f"{allowed} (one per grant)", ledger == allowed)
+        result.add(f"reservations/s ({label})", f"{rate:,.0f}", ">= 1,000", rate >= 1000)
+    for connections in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            granted, elapsed, draws = await _pool_race(Path(tmp) / "pool.db", connections)
+        label = "channel budget, " + ("one store" if connections == 1 else "two stores, one file")
+        rate = ATTEMPTS / elapsed
+        result.add(f"granted ({label})", f"{granted} of {ATTEMPTS}", f"exactly {POOL_SIZE}", granted == POOL_SIZE)
+        result.add(f"draws in the ledger ({label})", str(draws), f"{POOL_SIZE}", draws == POOL_SIZE)
         result.add(f"reservations/s ({label})", f"{rate:,.0f}", ">= 1,000", rate >= 1000)
     postgres_url = os.environ.get("REELBOT_BENCH_POSTGRES_URL")
     if postgres_url:

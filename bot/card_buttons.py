@@ -1,4 +1,5 @@
-"""The buttons on status cards and mod-log entries: Cancel, Retry, Remix, aspect switch, Block — what they
+"""The buttons on status cards, delivered videos and mod-log entries: Cancel, Retry, Remix, aspect switch,
+Block, and the team channels' Approve, Reject, Delete and Details (pressed in bot/team_buttons.py) — what they
 look like (`card_view`), and what pressing them does, over `CardControls` and `ModeratorActions`.
 
 Every component is a `discord.ui.DynamicItem` whose custom id carries the job id (`reelbot:cancel:42`), and the
@@ -12,13 +13,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
 
 from bot.chat import card_embed
 from bot.discord_ui import ASPECTS, is_moderator, member_role_ids, post_modlog_line, reply_ephemeral, start_thread
-from bot.domain.jobs import Job
+from bot.domain.jobs import Job, JobStatus
 from bot.domain.quotas import QuotaStatus
 from bot.domain.validation import MAX_PROMPT_CHARS, problems_message
 from bot.logs import job_extra
@@ -26,8 +28,10 @@ from bot.services.card_controls import Actor, CancelOutcome, Denied
 from bot.services.intake import Invalid
 from bot.services.media import Unavailable
 from bot.services.modlog import action_text
-from bot.services.presenter import Card, failure_message, quota_lines, render_card, unavailable_message
+from bot.services.presenter import Card, Controls, failure_message, render_card
+from bot.services.quota_words import refusal_message, unavailable_message
 from bot.storage import Refused
+from bot.team_buttons import approve, delete, details, show_reject
 
 if TYPE_CHECKING:
     from bot.app import Reelbot
@@ -42,9 +46,13 @@ _ID = r"(?P<job_id>[0-9]{1,19})"
 # Each button: its label, emoji and style, and the handler it calls. One DynamicItem class serves them all; the
 # custom id names the action and the job, e.g. `reelbot:cancel:42`.
 _BUTTONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
+    "approve": ("Approve", "✅", discord.ButtonStyle.success),  # moderators, while it waits for approval
+    "reject": ("Reject", "✋", discord.ButtonStyle.danger),
     "cancel": ("Cancel", "🚫", discord.ButtonStyle.danger),
     "retry": ("Retry", "🔁", discord.ButtonStyle.primary),
     "remix": ("Remix", "✏️", discord.ButtonStyle.secondary),
+    "delete": ("Delete", "🗑️", discord.ButtonStyle.secondary),  # on the delivered video
+    "details": ("Details", "ℹ️", discord.ButtonStyle.secondary),
     "block": ("Block member", "⛔", discord.ButtonStyle.danger),  # on mod-log entries
 }
 
@@ -67,14 +75,10 @@ class JobButton(
         return cls(match["action"], int(match["job_id"]))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        if self.action == "cancel":
-            await cancel(interaction, self.job_id)
-        elif self.action == "retry":
+        if self.action == "retry":
             await again(interaction, self.job_id, retry=True)
-        elif self.action == "remix":
-            await show_remix(interaction, self.job_id)
         else:
-            await block_from_log(interaction, self.job_id)
+            await _PRESS[self.action](interaction, self.job_id)
 
 
 class AspectSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=rf"reelbot:aspect:{_ID}"):
@@ -106,12 +110,14 @@ class AspectSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=rf"r
 DYNAMIC_ITEMS = (JobButton, AspectSelect)
 
 
-def card_view(card: Card) -> discord.ui.View:
-    """The components for `card.actions` (an empty view removes them)."""
+def card_view(card: Card | Controls) -> discord.ui.View:
+    """The components for a card's (or other message's) actions (an empty view removes them)."""
+    controls = card.controls if isinstance(card, Card) else card
     view = discord.ui.View(timeout=None)
-    if card.job_id is not None:
-        for action in card.actions:
-            view.add_item(AspectSelect(card.job_id) if action == "aspect" else JobButton(action, card.job_id))
+    if controls.job_id is not None:
+        for action in controls.actions:
+            job_id = controls.job_id
+            view.add_item(AspectSelect(job_id) if action == "aspect" else JobButton(action, job_id))
     return view
 
 
@@ -238,14 +244,15 @@ async def again(
         await reply_ephemeral(interaction, problems_message(outcome.problems))
         return
     if isinstance(outcome, Refused):
-        await reply_ephemeral(interaction, "\n".join([*quota_lines(outcome.quota), "Nothing was charged."]))
+        await reply_ephemeral(interaction, refusal_message(outcome.quota, outcome.refusal))
         return
     new = await _post_card(bot, outcome.job, outcome.quota if outcome.job.user_id == actor.user_id else None)
     if new is None:
         await reply_ephemeral(interaction, "I could not post the new video's card here, so it was not started.")
         return
     free = " It is free: the last attempt failed on the video service's side." if new.retry_of and retry else ""
-    await reply_ephemeral(interaction, f"Started video #{new.id}; follow it on its card.{free}")
+    waits = " It waits for a moderator's approval." if new.status is JobStatus.AWAITING_APPROVAL else ""
+    await reply_ephemeral(interaction, f"Started video #{new.id}; follow it on its card.{free}{waits}")
     log.info("job %s started from job %s by %s", new.id, job_id, interaction.user.id, extra=job_extra(new.id))
 
 
@@ -282,3 +289,15 @@ async def block_from_log(interaction: discord.Interaction[Reelbot], job_id: int)
     )
     what = action_text(interaction.user.id, f"blocked <@{entry.user_id}>", entry.reason)
     await post_modlog_line(bot, entry.guild_id, what)
+
+
+_PRESS: dict[str, Callable[[discord.Interaction[Any], int], Awaitable[None]]] = {
+    "approve": approve,
+    "reject": show_reject,
+    "cancel": cancel,
+    "remix": show_remix,
+    "delete": delete,
+    "details": details,
+    "block": block_from_log,
+}
+"""What pressing each button does (Retry is `again`)."""

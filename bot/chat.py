@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import discord
 from discord.http import Route
 
 from bot.services.ports import ChatError
-from bot.services.presenter import Card
+from bot.services.presenter import Card, Controls
 
 __all__ = ["DiscordChat", "card_embed"]
 
@@ -48,10 +49,10 @@ def _chat_error(exc: discord.HTTPException) -> ChatError:
 class DiscordChat:
     """`ChatPort` over a logged-in discord.py client."""
 
-    def __init__(self, client: discord.Client, card_view: Callable[[Card], discord.ui.View]) -> None:
+    def __init__(self, client: discord.Client, card_view: Callable[[Card | Controls], discord.ui.View]) -> None:
         self._client = client
         self.view = card_view
-        """Builds a card's buttons from `card.actions` (an empty view removes them)."""
+        """Builds the buttons of a card (or of other `Controls`) from its actions (an empty view removes them)."""
 
     def upload_limit(self, guild_id: int) -> int:
         guild = self._client.get_guild(guild_id)
@@ -61,27 +62,55 @@ class DiscordChat:
         return self._client.get_partial_messageable(channel_id)
 
     async def post_file(
-        self, thread_id: int, content: str, path: Path, filename: str, *, nonce: str, mention_user_id: int
+        self,
+        thread_id: int,
+        content: str,
+        path: Path,
+        filename: str,
+        *,
+        nonce: str,
+        mention_user_id: int,
+        controls: Controls | None = None,
     ) -> int:
         try:
             file = discord.File(path, filename=filename)
             message = await self._channel(thread_id).send(
-                content, file=file, nonce=nonce, allowed_mentions=_only(mention_user_id)
+                content, file=file, nonce=nonce, allowed_mentions=_only(mention_user_id), **self._view(controls)
             )
         except discord.HTTPException as exc:
             raise _chat_error(exc) from None
         return message.id
 
-    async def post_text(self, thread_id: int, content: str, *, nonce: str | None, mention_user_id: int) -> int:
+    async def post_text(
+        self,
+        thread_id: int,
+        content: str,
+        *,
+        nonce: str | None,
+        mention_user_id: int,
+        controls: Controls | None = None,
+    ) -> int:
         try:
             channel = self._channel(thread_id)
-            if nonce:
-                message = await channel.send(content, nonce=nonce, allowed_mentions=_only(mention_user_id))
-            else:
-                message = await channel.send(content, allowed_mentions=_only(mention_user_id))
+            extra: dict[str, Any] = {"nonce": nonce} if nonce else {}
+            message = await channel.send(
+                content, allowed_mentions=_only(mention_user_id), **extra, **self._view(controls)
+            )
         except discord.HTTPException as exc:
             raise _chat_error(exc) from None
         return message.id
+
+    def _view(self, controls: Controls | None) -> dict[str, Any]:
+        return {"view": self.view(controls)} if controls is not None and controls.actions else {}
+
+    async def delete_message(self, channel_id: int, message_id: int) -> bool:
+        try:
+            await self._channel(channel_id).get_partial_message(message_id).delete()
+        except discord.NotFound:
+            return False  # deleted already (by hand, or by an earlier press whose answer was lost)
+        except discord.HTTPException as exc:
+            raise _chat_error(exc) from None
+        return True
 
     async def find_message(self, thread_id: int, contains: str) -> int | None:
         me = self._client.user

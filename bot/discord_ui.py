@@ -15,8 +15,9 @@ from discord import app_commands
 
 from bot.chat import card_embed
 from bot.domain.jobs import Job
+from bot.domain.text import escape_markdown
 from bot.logs import job_extra
-from bot.services.modlog import job_entry
+from bot.services.modlog import action_text, job_entry
 from bot.services.presenter import cast_note, thread_name
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ __all__ = [
     "post_job_entry",
     "post_modlog_line",
     "reply_ephemeral",
+    "report_moderator_action",
     "start_thread",
     "style_choices",
     "update_job_entry",
@@ -111,6 +113,14 @@ async def start_thread(bot: Reelbot, job: Job, message: discord.Message) -> Job:
 
 # ---------------------------------------------------------------------- the mod-log channel
 # Best-effort everywhere: the action already happened, and a missing mod-log line must never undo or block it.
+
+
+async def report_moderator_action(interaction: discord.Interaction[Reelbot], what: str, reason: str | None) -> None:
+    """Tell the moderator what changed (privately) and log it in the mod-log channel: every `/videomod` change."""
+    assert interaction.guild_id is not None  # /videomod is guild-only
+    await reply_ephemeral(interaction, f"Done: {what}." + (f" Reason: {escape_markdown(reason)}" if reason else ""))
+    await post_modlog_line(interaction.client, interaction.guild_id, action_text(interaction.user.id, what, reason))
+    log.info("moderator %s in guild %s: %s", interaction.user.id, interaction.guild_id, what)
 
 
 async def post_modlog_line(bot: Reelbot, guild_id: int, text: str) -> None:

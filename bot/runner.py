@@ -68,6 +68,7 @@ async def assemble(
                     default_limit=settings.quota_default_limit,
                     window_seconds=settings.quota_window_seconds,
                     max_active=settings.max_active_jobs_per_user,
+                    approval_timeout=settings.job_timeout_seconds,
                 ),
                 clock=clock,
             )

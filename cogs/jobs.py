@@ -10,7 +10,8 @@ from bot.app import Reelbot
 from bot.discord_ui import member_role_ids, reply_ephemeral
 from bot.domain.jobs import Job
 from bot.domain.text import shorten
-from bot.services.presenter import quota_lines, status_label
+from bot.services.presenter import status_label
+from bot.services.quota_words import quota_lines
 
 __all__ = ["JobsCog", "job_line"]
 
@@ -33,7 +34,10 @@ class JobsCog(commands.Cog):
         assert interaction.guild_id is not None
         jobs = await self.bot.intake.recent_jobs(interaction.guild_id, interaction.user.id)
         status = await self.bot.intake.quota(
-            interaction.guild_id, interaction.user.id, member_role_ids(interaction.user)
+            interaction.guild_id,
+            interaction.user.id,
+            member_role_ids(interaction.user),
+            channel_id=interaction.channel_id,
         )
         lines = ["Your latest videos:" if jobs else "You have not started any videos on this server yet."]
         lines += [job_line(job) for job in jobs]

@@ -1,5 +1,5 @@
 """`/videomod`: the moderators' console — allowances, blocks, channels, pause, styles and channel defaults,
-usage report, mod-log.
+usage report, mod-log; and the team channels' budgets, approvals and blocked words (bot/team_commands.py).
 
 Visible by default only to members with Manage Server (`default_member_permissions`), and checked again at run
 time (server admins can open commands to others in Integrations; a configured moderator role also passes).
@@ -24,15 +24,15 @@ from bot.discord_ui import (
     DURATION_CHOICES,
     is_moderator,
     member_role_ids,
-    post_modlog_line,
     reply_ephemeral,
+    report_moderator_action,
 )
 from bot.domain.cast import MAX_NAME_CHARS
 from bot.domain.quotas import QuotaStatus
 from bot.domain.styles import MAX_STYLE_TEXT
 from bot.domain.text import escape_markdown, quote_prompt
-from bot.services.modlog import action_text
-from bot.services.usage import report_csv, summary_lines
+from bot.services.usage import budgets_csv, report_csv, summary_lines
+from bot.team_commands import TeamChannelCommands
 
 __all__ = ["ModerationCog"]
 
@@ -45,7 +45,9 @@ REASON_HELP = "Why (kept in the audit ledger and shown in the mod-log)"
 
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
-class ModerationCog(commands.GroupCog, group_name="videomod", group_description="Moderate video generation"):
+class ModerationCog(
+    commands.GroupCog, TeamChannelCommands, group_name="videomod", group_description="Moderate video generation"
+):
     channels = app_commands.Group(name="channels", description="Where /video may be used (none set = everywhere)")
     style = app_commands.Group(name="style", description="Named looks members can add to /video")
 
@@ -70,15 +72,13 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
 
     async def _done(self, interaction: discord.Interaction[Reelbot], what: str, reason: str | None) -> None:
         """Tell the moderator what changed (privately) and log it in the mod-log channel."""
-        await reply_ephemeral(interaction, f"Done: {what}." + (f" Reason: {escape_markdown(reason)}" if reason else ""))
-        await post_modlog_line(self.bot, self._gid(interaction), action_text(interaction.user.id, what, reason))
-        log.info("moderator %s in guild %s: %s", interaction.user.id, interaction.guild_id, what)
+        await report_moderator_action(interaction, what, reason)
 
     @staticmethod
     def _quota_line(member: discord.abc.User, status: QuotaStatus) -> str:
         blocked = ", blocked" if status.blocked else ""
-        total = status.limit + status.granted
-        return f"{member.mention} now has **{status.remaining}** of **{total}** videos left{blocked}"
+        own = status.own  # the same numbers the member's /quota shows
+        return f"{member.mention} now has **{own.remaining}** of **{own.total}** videos left{blocked}"
 
     # ------------------------------------------------------------------ members
 
@@ -177,9 +177,10 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     @app_commands.describe(member="The member")
     async def check(self, interaction: discord.Interaction[Reelbot], member: discord.Member) -> None:
         status, rows = await self.actions.member_record(self._gid(interaction), member.id, member_role_ids(member))
+        own = status.own  # the same numbers the member's /quota shows
         lines = [
-            f"{member.mention}: used **{status.used}** of **{status.limit}**"
-            + (f" (+{status.granted} granted)" if status.granted else "")
+            f"{member.mention}: **{own.remaining}** of **{own.total}** videos left (used **{own.used}**"
+            + (f", limit {status.limit} + {own.granted} granted)" if own.granted else ")")
             + f", {status.active} active"
             + (f", **blocked**: {escape_markdown(status.block_reason or '')}" if status.blocked else ""),
             "Latest ledger rows:" if rows else "No ledger rows yet.",
@@ -417,9 +418,16 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
             member = guild.get_member(uid) if guild else None
             return member.display_name if member else ""
 
+        def channel_name(channel_id: int) -> str:
+            channel = guild.get_channel(channel_id) if guild else None
+            return channel.name if channel else ""
+
         stamp = datetime.fromtimestamp(report.until, UTC).strftime("%Y%m%d")
-        file = discord.File(io.BytesIO(report_csv(report, name)), filename=f"video-usage-{days}d-{stamp}.csv")
-        await interaction.followup.send(embed=embed, file=file, ephemeral=True)
+        files = [discord.File(io.BytesIO(report_csv(report, name)), filename=f"video-usage-{days}d-{stamp}.csv")]
+        if report.pools:
+            data = budgets_csv(report, channel_name)
+            files.append(discord.File(io.BytesIO(data), filename=f"video-budgets-{days}d-{stamp}.csv"))
+        await interaction.followup.send(embed=embed, files=files, ephemeral=True)
 
 
 def _places(channel_ids: frozenset[int]) -> str:

@@ -1,4 +1,5 @@
-"""The mod-log follows every job: an entry when the job is accepted, its outcome filled in when it ends.
+"""The mod-log follows every job: an entry when the job is accepted, refreshed when a moderator approves it, its
+outcome filled in when it ends.
 
 Listens to the bot's own events (`job_accepted` from `start_thread`, `job_changed` from the poller); the posting
 itself is in bot/discord_ui.py, shared with the moderator actions that write single lines there.
@@ -10,7 +11,7 @@ from discord.ext import commands
 
 from bot.app import Reelbot
 from bot.discord_ui import post_job_entry, update_job_entry
-from bot.domain.jobs import Job
+from bot.domain.jobs import Job, JobStatus
 
 __all__ = ["ModLogCog"]
 
@@ -25,7 +26,8 @@ class ModLogCog(commands.Cog):
 
     @commands.Cog.listener()
     async def on_job_changed(self, job: Job) -> None:
-        if job.terminal:
+        approved = job.status is JobStatus.QUEUED and job.reviewed_at is not None  # its Approve button goes
+        if job.terminal or approved:
             await update_job_entry(self.bot, job)
 
 

@@ -8,7 +8,7 @@ from discord.ext import commands
 
 from bot.app import Reelbot
 from bot.discord_ui import member_role_ids, reply_ephemeral
-from bot.services.presenter import quota_lines
+from bot.services.quota_words import quota_lines
 
 __all__ = ["QuotaCog"]
 
@@ -19,12 +19,15 @@ class QuotaCog(commands.Cog):
 
     @app_commands.command(name="quota")
     async def quota(self, interaction: discord.Interaction[Reelbot]) -> None:
-        """See how many videos you have left and when the next one frees up."""
+        """See how many videos you have left (here: a channel may have a team budget) and when more free up."""
         if interaction.guild_id is None:
             await reply_ephemeral(interaction, "Quotas belong to a server: run `/quota` in one.")
             return
         status = await self.bot.intake.quota(
-            interaction.guild_id, interaction.user.id, member_role_ids(interaction.user)
+            interaction.guild_id,
+            interaction.user.id,
+            member_role_ids(interaction.user),
+            channel_id=interaction.channel_id,  # a channel with a team budget shows the budget
         )
         await reply_ephemeral(interaction, "\n".join(quota_lines(status)))
 

@@ -32,12 +32,12 @@ from bot.discord_ui import (
     style_choices,
     withdraw,
 )
-from bot.domain.quotas import Refusal
 from bot.domain.validation import MAX_PROMPT_CHARS, ImageMeta, problems_message
 from bot.logs import job_extra
 from bot.services.intake import Invalid, VideoRequest
 from bot.services.media import Unavailable
-from bot.services.presenter import Card, quota_lines, render_card, unavailable_message
+from bot.services.presenter import Card, render_card
+from bot.services.quota_words import refusal_message, unavailable_message
 from bot.services.styles import DEFAULT_ASPECT_RATIO, DEFAULT_DURATION, VideoSettings
 from bot.storage import Refused
 
@@ -77,18 +77,11 @@ def thread_problem(interaction: discord.Interaction[Reelbot]) -> str | None:
     return None
 
 
-def _refusal_text(refused: Refused) -> str:
-    quota = refused.quota
-    if refused.refusal is Refusal.BLOCKED:
-        head = "You cannot start videos on this server right now."
-    elif refused.refusal is Refusal.TOO_MANY_ACTIVE:
-        head = (
-            f"You already have {quota.active} videos in progress, the most you can have at once "
-            f"({quota.max_active}). Start another when one is delivered."
-        )
-    else:
-        head = "You have reached your video limit for now."
-    return "\n".join([head, *quota_lines(quota), "Nothing was charged."])
+def _why_not(outcome: Invalid | Refused) -> str:
+    """Why the video was not started (a rule broken, or the allowance), with nothing charged."""
+    if isinstance(outcome, Invalid):
+        return problems_message(outcome.problems)
+    return refusal_message(outcome.quota, outcome.refusal)
 
 
 class VideoCog(commands.Cog):
@@ -177,7 +170,7 @@ class VideoCog(commands.Cog):
         outcome = await self.bot.intake.start(request)
         if isinstance(outcome, Invalid | Refused):
             deferred = interaction.response.is_done()
-            text = problems_message(outcome.problems) if isinstance(outcome, Invalid) else _refusal_text(outcome)
+            text = _why_not(outcome)
             await withdraw(interaction, text)
             if not deferred:
                 self._answered(interaction)
@@ -254,7 +247,7 @@ class VideoCog(commands.Cog):
         assert interaction.guild_id is not None
         early = await self.bot.intake.check(request)
         if early is not None:
-            text = problems_message(early.problems) if isinstance(early, Invalid) else _refusal_text(early)
+            text = _why_not(early)
             await reply_ephemeral(interaction, text)
             self._answered(interaction)
             return None

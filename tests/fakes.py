@@ -30,7 +30,7 @@ from bot.services.intake import VideoRequest
 from bot.services.media import MediaGone, MediaProblem
 from bot.services.poller import OnChange, Poller, PollerConfig
 from bot.services.ports import ChatError, ProviderPort
-from bot.services.presenter import Card
+from bot.services.presenter import Card, Controls
 from bot.sim.aimlapi import AimlSimulator, JobScript
 from bot.storage import NewJob, QuotaRequest, Reserved, Store
 
@@ -50,6 +50,7 @@ class Post:
     mention_user_id: int | None
     filename: str | None = None
     data: bytes | None = None  # the attachment's bytes, read when posted
+    controls: Controls | None = None  # the buttons the message carries
 
 
 @dataclass
@@ -118,17 +119,40 @@ class FakeChat:
         return message_id
 
     async def post_file(
-        self, thread_id: int, content: str, path: Path, filename: str, *, nonce: str, mention_user_id: int
+        self,
+        thread_id: int,
+        content: str,
+        path: Path,
+        filename: str,
+        *,
+        nonce: str,
+        mention_user_id: int,
+        controls: Controls | None = None,
     ) -> int:
         self._enter("post_file", thread_id)
         data = path.read_bytes()
-        return self._post(
-            "post_file", Post(next(self._ids), thread_id, content, nonce, mention_user_id, filename, data)
-        )
+        post = Post(next(self._ids), thread_id, content, nonce, mention_user_id, filename, data, controls)
+        return self._post("post_file", post)
 
-    async def post_text(self, thread_id: int, content: str, *, nonce: str | None, mention_user_id: int) -> int:
+    async def post_text(
+        self,
+        thread_id: int,
+        content: str,
+        *,
+        nonce: str | None,
+        mention_user_id: int,
+        controls: Controls | None = None,
+    ) -> int:
         self._enter("post_text", thread_id)
-        return self._post("post_text", Post(next(self._ids), thread_id, content, nonce, mention_user_id))
+        post = Post(next(self._ids), thread_id, content, nonce, mention_user_id, controls=controls)
+        return self._post("post_text", post)
+
+    async def delete_message(self, channel_id: int, message_id: int) -> bool:
+        self._enter("delete_message", channel_id)
+        found = [p for p in self.posts if p.channel_id == channel_id and p.message_id == message_id]
+        for post in found:
+            self.posts.remove(post)
+        return bool(found)
 
     async def find_message(self, thread_id: int, contains: str) -> int | None:
         self._enter("find_message", thread_id)

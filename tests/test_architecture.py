@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The Discord side: slash commands (cogs/) and the pieces they share with the card buttons. They reach the job
 # and quota data only through the services the bot holds.
-DISCORD_ADAPTERS = ("cogs", "bot/card_buttons.py", "bot/discord_ui.py")
+DISCORD_ADAPTERS = ("cogs", "bot/card_buttons.py", "bot/discord_ui.py", "bot/team_buttons.py", "bot/team_commands.py")
 
 
 def _tree(path: Path) -> ast.Module:

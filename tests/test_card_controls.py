@@ -11,11 +11,11 @@ import pytest
 from bot.domain.cast import CastMember, Character
 from bot.domain.jobs import FailureKind, Job, JobStatus
 from bot.domain.styles import StyleChoice
-from bot.services.card_controls import Actor, CancelOutcome, CardControls, Denied, retry_is_free
+from bot.services.card_controls import Actor, CancelOutcome, CardControls, Denied, RemoveOutcome, retry_is_free
 from bot.services.characters import CharacterLibrary
 from bot.services.intake import Intake, Invalid
 from bot.services.media import MediaForbidden, MediaGone, MediaProblem, MediaUnavailable, Unavailable
-from bot.services.presenter import unavailable_message
+from bot.services.quota_words import unavailable_message
 from bot.storage import Refused, Reserved, Store
 from tests.fakes import CHANNEL, GUILD, USER, FakeMedia, video_request
 
@@ -362,3 +362,45 @@ async def test_a_remix_prompt_breaking_the_rules_is_invalid_and_charges_nothing(
     outcome = await controls.again(GUILD, job.id, OWNER, role_ids=(), media=media, prompt="x" * 2501)
     assert isinstance(outcome, Invalid)
     assert await used(intake) == 1
+
+
+# ---------------------------------------------------------------------- Delete (takedown) and approvals
+
+
+async def test_the_requester_or_a_moderator_removes_a_delivered_video_and_it_stays_charged(
+    controls: CardControls, intake: Intake, store: Store
+) -> None:
+    job = await move(store, await new_job(intake), JobStatus.DELIVERED, delivered_message_id=77)
+    assert (await controls.remove(GUILD, job.id, STRANGER)).outcome is RemoveOutcome.NOT_ALLOWED
+    assert (await controls.remove(GUILD + 1, job.id, MODERATOR)).outcome is RemoveOutcome.NOT_FOUND
+    result = await controls.remove(GUILD, job.id, MODERATOR)
+    assert result.outcome is RemoveOutcome.REMOVED
+    assert result.job is not None
+    assert (result.job.status, result.job.removed_by) == (JobStatus.REMOVED, MODERATOR.user_id)
+    assert result.job.removed_at == store.clock()
+    assert result.job.delivered_message_id == 77  # what the Discord side deletes
+    again = await controls.remove(GUILD, job.id, OWNER)  # e.g. the message could not be deleted the first time
+    assert again.outcome is RemoveOutcome.ALREADY_REMOVED
+    assert again.job is not None
+    assert again.job.removed_by == MODERATOR.user_id  # the first remover stays on record
+    assert await used(intake) == 1  # the video was made: not refunded
+
+
+async def test_only_a_delivered_video_can_be_removed(controls: CardControls, intake: Intake, store: Store) -> None:
+    for state in (JobStatus.QUEUED, JobStatus.GENERATING):
+        job = await move(store, await new_job(intake), state)
+        assert (await controls.remove(GUILD, job.id, OWNER)).outcome is RemoveOutcome.NOT_DELIVERED
+        await store.jobs.transition(job.id, state, JobStatus.CANCELLED)
+    owners = await move(store, await new_job(intake), JobStatus.DELIVERED)
+    assert (await controls.remove(GUILD, owners.id, OWNER)).outcome is RemoveOutcome.REMOVED
+
+
+async def test_the_member_may_cancel_a_video_that_waits_for_approval(
+    controls: CardControls, intake: Intake, store: Store
+) -> None:
+    await store.teams.set_approvals(GUILD, CHANNEL, True, actor_id=MODERATOR.user_id)
+    job = await new_job(intake)
+    assert job.status is JobStatus.AWAITING_APPROVAL
+    result = await controls.cancel(GUILD, job.id, OWNER)
+    assert result.outcome is CancelOutcome.CANCELLED
+    assert await used(intake) == 0

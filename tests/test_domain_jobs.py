@@ -8,6 +8,7 @@ import pytest
 
 from bot.domain.jobs import (
     ACTIVE,
+    INITIAL,
     REFUNDED_ON,
     TERMINAL,
     TRANSITIONS,
@@ -21,6 +22,10 @@ S = JobStatus
 
 # Written out by hand from docs/jobs.md (not derived from TRANSITIONS), so a change to the table must be deliberate.
 EXPECTED_ALLOWED = {
+    (S.AWAITING_APPROVAL, S.QUEUED),
+    (S.AWAITING_APPROVAL, S.CANCELLED),
+    (S.AWAITING_APPROVAL, S.EXPIRED),
+    (S.AWAITING_APPROVAL, S.FAILED),
     (S.QUEUED, S.SUBMITTING),
     (S.QUEUED, S.CANCELLED),
     (S.QUEUED, S.EXPIRED),
@@ -38,6 +43,7 @@ EXPECTED_ALLOWED = {
     (S.DOWNLOADING, S.EXPIRED),
     (S.DELIVERING, S.DELIVERED),
     (S.DELIVERING, S.FAILED),
+    (S.DELIVERED, S.REMOVED),
 }
 ALL_PAIRS = list(itertools.product(JobStatus, JobStatus))
 
@@ -63,17 +69,25 @@ def test_every_other_transition_is_refused(old: JobStatus, new: JobStatus) -> No
 
 
 def test_terminal_active_and_refunded_sets() -> None:
-    assert {S.DELIVERED, S.FAILED, S.CANCELLED, S.EXPIRED} == TERMINAL
-    assert {S.QUEUED, S.SUBMITTING, S.GENERATING, S.DOWNLOADING, S.DELIVERING} == ACTIVE
+    assert {S.DELIVERED, S.FAILED, S.CANCELLED, S.EXPIRED, S.REMOVED} == TERMINAL
+    assert {S.AWAITING_APPROVAL, S.QUEUED, S.SUBMITTING, S.GENERATING, S.DOWNLOADING, S.DELIVERING} == ACTIVE
     assert {S.FAILED, S.CANCELLED, S.EXPIRED} == REFUNDED_ON
-    # Every terminal state but success gives the unit back, and nothing leaves a terminal state.
-    assert TERMINAL - {S.DELIVERED} == REFUNDED_ON
-    assert all(not TRANSITIONS[s] for s in TERMINAL)
+    assert {S.QUEUED, S.AWAITING_APPROVAL} == INITIAL
+    # Every end but a video gives the unit back (a removed video was made: it stays charged), and the only move
+    # out of an end is the takedown of a delivered video.
+    assert TERMINAL - {S.DELIVERED, S.REMOVED} == REFUNDED_ON
+    assert {(s, n) for s in TERMINAL for n in TRANSITIONS[s]} == {(S.DELIVERED, S.REMOVED)}
+
+
+def test_nothing_reaches_the_provider_before_approval() -> None:
+    # From waiting for approval the only way on is Approve (queued); submitting is never one step away.
+    assert TRANSITIONS[S.AWAITING_APPROVAL] == {S.QUEUED, S.CANCELLED, S.EXPIRED, S.FAILED}
+    assert not any(S.AWAITING_APPROVAL in nexts for nexts in TRANSITIONS.values())  # nothing goes back to it
 
 
 def test_cancel_is_impossible_once_the_video_is_ours() -> None:
     # Once downloading, the member gets the video; a Cancel click then must not refund a delivered video.
-    for late in (S.DOWNLOADING, S.DELIVERING, S.DELIVERED):
+    for late in (S.DOWNLOADING, S.DELIVERING, S.DELIVERED, S.REMOVED):
         assert not can_transition(late, S.CANCELLED)
 
 

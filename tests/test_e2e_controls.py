@@ -81,7 +81,7 @@ async def test_owner_cancels_a_generating_job_refunded_and_nothing_is_delivered(
     await wait_status(world, card, "Cancelled")
     assert "used **0** of **5**" in await world.quota_text()
     # The card now offers Retry instead of Cancel; the thread says what happened; no video ever arrives.
-    assert custom_ids(current(world, card.id)) == ["reelbot:retry:1"]
+    assert custom_ids(current(world, card.id)) == ["reelbot:retry:1", "reelbot:details:1"]
     await world.wait_for_text(card.id, "was cancelled")
     assert world.bot is not None
     await world.bot.poller.run_once()
@@ -131,7 +131,7 @@ async def test_the_card_keeps_working_buttons_with_every_extension_unloaded(worl
     text = await press(world, card, "cancel", 1)
     assert "cancelled" in text
     await wait_status(world, card, "Cancelled")
-    assert custom_ids(current(world, card.id)) == ["reelbot:retry:1"]
+    assert custom_ids(current(world, card.id)) == ["reelbot:retry:1", "reelbot:details:1"]
 
     await world.stop_bot()
     bot = await world.start_bot()
@@ -174,7 +174,7 @@ async def test_remix_with_a_new_prompt_and_switch_aspect_ratio(world: World) -> 
     await world.start_bot()
     card = await start_video(world)
     await wait_status(world, card, "Delivered")
-    assert custom_ids(current(world, card.id)) == ["reelbot:remix:1", "reelbot:aspect:1"]
+    assert custom_ids(current(world, card.id)) == ["reelbot:remix:1", "reelbot:details:1", "reelbot:aspect:1"]
 
     bob = world.guild.member_ids[1]
     refused = await world.discord.click_button(card.id, "reelbot:remix:1", user_id=bob)

@@ -64,8 +64,9 @@ async def test_each_change_shows_in_the_members_quota_at_once_and_is_audited(wor
 
     assert "**5** of **5** videos left" in await mod(world, "grant", member=alice, videos=3)
     await (await world.video()).wait_response(timeout=5)
-    assert "used **1** of **2**" in await world.quota_text()
-    await mod(world, "reset", member=alice, reason="new sprint")
+    assert "used **1** of **5**" in await world.quota_text()  # the limit of 2 plus the 3 granted
+    assert "3 granted by a moderator" in await world.quota_text()
+    await mod(world, "reset", member=alice, reason="new sprint")  # which also ends the grant
     assert "used **0** of **2**" in await world.quota_text()
 
     await mod(world, "clear", member=alice)

@@ -7,8 +7,10 @@ from dataclasses import replace
 
 from bot.domain.clock import FakeClock
 from bot.domain.jobs import FailureKind, JobStatus
-from bot.domain.quotas import Refusal
-from bot.services.intake import Intake, Invalid
+from bot.domain.pools import Period
+from bot.domain.quotas import Allowance, Refusal
+from bot.services.intake import Intake, Invalid, QuotaPolicy
+from bot.services.quota_words import BLOCKED_WORDS_PROBLEM
 from bot.storage import Refused, Reserved, Store
 from tests.fakes import CHANNEL, GUILD, USER, attachments, video_request
 
@@ -99,7 +101,7 @@ async def test_the_card_shows_quota_place_in_line_and_an_eta_only_from_history(
     first = await accepted(intake)
     second = await accepted(intake, user_id=USER + 1)
     context = await intake.card_context(second.job, quota=second.quota)
-    assert (context.remaining, context.limit) == (4, 5)
+    assert context.allowance == Allowance(used=1, total=5)
     assert context.queue_position == 2
     assert context.eta is None  # no history: no made-up ETA
 
@@ -107,7 +109,7 @@ async def test_the_card_shows_quota_place_in_line_and_an_eta_only_from_history(
     done = await store.jobs.update_fields(first.job.id, submitted_at=clock() - 200, provider_finished_at=clock() - 80)
     assert done.id == first.job.id
     context = await intake.card_context(second.job)
-    assert (context.remaining, context.limit) == (None, None)  # no quota given: no quota line
+    assert context.allowance is None  # no quota given: no quota line
     assert context.eta == clock() + 120
 
 
@@ -117,7 +119,7 @@ async def test_the_owners_card_context_reads_their_limit_with_the_roles_stored_w
     await store.quotas.set_role_limit(GUILD, 42, 9, actor_id=MOD)
     job = (await accepted(intake, role_ids=(42,))).job
     context = await intake.owner_card_context(job)
-    assert (context.remaining, context.limit) == (8, 9)
+    assert (context.allowance.remaining, context.allowance.total) == (8, 9)  # type: ignore[union-attr]
 
 
 async def test_card_and_thread_ids_are_recorded_and_an_unseen_job_is_abandoned_and_refunded(
@@ -152,3 +154,55 @@ async def test_recent_jobs_are_the_members_own_on_this_server_newest_first(intak
     await accepted(intake, guild_id=GUILD + 1)
     assert [j.id for j in await intake.recent_jobs(GUILD, USER)] == [second.id, first.id]
     assert [j.id for j in await intake.recent_jobs(GUILD, USER, limit=1)] == [second.id]
+
+
+async def test_a_blocked_word_refuses_the_prompt_without_naming_it_and_charges_nothing(
+    intake: Intake, store: Store
+) -> None:
+    await store.teams.add_word(GUILD, "lava lamp", actor_id=MOD)
+    refused = await intake.start(video_request(prompt="image 1 next to a LAVA\u200b-lamp"))
+    assert isinstance(refused, Invalid)
+    assert refused.problems == [BLOCKED_WORDS_PROBLEM]
+    assert "lava" not in BLOCKED_WORDS_PROBLEM.lower()
+    assert await used(intake) == 0
+    assert await intake.blocked_word(GUILD, "a lava lamp") == "lava lamp"
+    assert await intake.blocked_word(GUILD + 1, "a lava lamp") is None  # another server's list
+    # Every way to start a job is checked: a Remix with a new prompt too.
+    done = await accepted(intake, prompt="image 1 on a table")
+    remix = await intake.start_from(
+        done.job, role_ids=(), references=done.job.references, prompt="image 1 beside a lava lamp"
+    )
+    assert isinstance(remix, Invalid)
+    assert await used(intake) == 1
+
+
+async def test_a_job_in_an_approvals_channel_waits_for_the_policys_timeout(store: Store, clock: FakeClock) -> None:
+    policy = QuotaPolicy(default_limit=5, window_seconds=86_400, max_active=2, approval_timeout=90.0)
+    intake = Intake(store, model="m", policy=policy, clock=clock)
+    await store.teams.set_approvals(GUILD, CHANNEL, True, actor_id=MOD)
+    reserved = await accepted(intake)
+    assert (reserved.job.status, reserved.job.next_poll_at) == (JobStatus.AWAITING_APPROVAL, clock() + 90.0)
+    context = await intake.owner_card_context(reserved.job)
+    assert context.allowance == Allowance(used=1, total=5)
+
+
+async def test_the_quota_in_a_budget_channel_is_the_budget(intake: Intake, store: Store) -> None:
+    await store.teams.set_pool(GUILD, CHANNEL, 10, Period.MONTH, actor_id=MOD)
+    reserved = await accepted(intake)
+    assert reserved.quota.allowance.pool is not None
+    assert (reserved.quota.allowance.used, reserved.quota.allowance.total) == (1, 10)
+    card = await intake.owner_card_context(reserved.job)
+    assert card.allowance is not None
+    assert card.allowance.pool is not None
+    assert (await intake.quota(GUILD, USER, (), channel_id=OTHER_CHANNEL)).allowance == Allowance(used=0, total=5)
+
+
+async def test_a_job_waiting_for_approval_whose_card_was_never_seen_is_abandoned_and_refunded(
+    intake: Intake, store: Store
+) -> None:
+    await store.teams.set_approvals(GUILD, CHANNEL, True, actor_id=MOD)
+    reserved = await accepted(intake)
+    abandoned = await intake.abandon(reserved.job.id, "the reply to /video could not be sent")
+    assert abandoned is not None
+    assert abandoned.status is JobStatus.FAILED
+    assert await used(intake) == 0

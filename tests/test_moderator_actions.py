@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 
 from bot.domain.clock import FakeClock
-from bot.domain.jobs import JobStatus
+from bot.domain.jobs import FailureKind, JobStatus
+from bot.domain.pools import Period
+from bot.services import moderator_actions
 from bot.services.intake import Intake, Invalid
-from bot.services.moderator_actions import ModeratorActions
+from bot.services.moderator_actions import ModeratorActions, ReviewOutcome
 from bot.storage import LedgerKind, Reserved, Store
 from tests.fakes import CHANNEL, GUILD, USER, video_request
 
@@ -153,3 +155,80 @@ async def test_the_mod_log_channel_and_each_jobs_entry_are_remembered(actions: M
     assert await actions.log_entry_of(1) == (777, 123456789012345678)
     await actions.set_mod_log(GUILD, None, actor_id=MOD)
     assert await actions.mod_log_channel(GUILD) is None
+
+
+# ---------------------------------------------------------------------- team channels
+
+
+async def test_approve_and_reject_act_only_on_a_waiting_job_of_this_server(
+    actions: ModeratorActions, intake: Intake, store: Store, clock: FakeClock
+) -> None:
+    await actions.set_approvals(GUILD, CHANNEL, True, actor_id=MOD)
+    first = await intake.start(video_request())
+    second = await intake.start(video_request())
+    assert isinstance(first, Reserved)
+    assert isinstance(second, Reserved)
+    assert first.job.status is JobStatus.AWAITING_APPROVAL
+
+    assert (await actions.approve(OTHER_GUILD, first.job.id, actor_id=MOD)).outcome is ReviewOutcome.NOT_FOUND
+    clock.advance(30)
+    approved = await actions.approve(GUILD, first.job.id, actor_id=MOD)
+    assert approved.outcome is ReviewOutcome.DONE
+    assert approved.job is not None
+    assert (approved.job.status, approved.job.reviewed_by, approved.job.next_poll_at) == (
+        JobStatus.QUEUED,
+        MOD,
+        clock(),
+    )
+    again = await actions.reject(GUILD, first.job.id, actor_id=MOD, reason="too late")
+    assert again.outcome is ReviewOutcome.NOT_WAITING
+    assert again.job is not None
+    assert again.job.status is JobStatus.QUEUED  # the first decision stands
+
+    rejected = await actions.reject(GUILD, second.job.id, actor_id=MOD, reason="not on brief")
+    assert rejected.outcome is ReviewOutcome.DONE
+    assert rejected.job is not None
+    assert (rejected.job.status, rejected.job.failure_kind) == (JobStatus.CANCELLED, FailureKind.REJECTED)
+    assert rejected.job.last_error == "not on brief"
+    assert (await intake.quota(GUILD, USER, NO_ROLES)).used == 1  # the rejected one came back
+    assert (await actions.approve(GUILD, second.job.id, actor_id=MOD)).outcome is ReviewOutcome.NOT_WAITING
+
+    await actions.set_approvals(GUILD, CHANNEL, False, actor_id=MOD)
+    later = await intake.start(video_request())
+    assert isinstance(later, Reserved)
+    assert later.job.status is JobStatus.QUEUED
+
+
+async def test_a_budget_is_set_changed_and_removed_and_the_member_sees_it_in_that_channel(
+    actions: ModeratorActions, intake: Intake
+) -> None:
+    pool = await actions.set_budget(GUILD, CHANNEL, 2, Period.WEEK, actor_id=MOD)
+    assert pool is not None
+    assert (pool.videos, pool.period, pool.remaining) == (2, Period.WEEK, 2)
+    assert isinstance(await intake.start(video_request()), Reserved)
+    here = await intake.quota(GUILD, USER, NO_ROLES, channel_id=CHANNEL)
+    assert here.allowance.pool is not None
+    assert (here.allowance.used, here.allowance.total, here.own.used) == (1, 2, 0)
+    changed = await actions.set_budget(GUILD, CHANNEL, 1, Period.MONTH, actor_id=MOD)
+    assert changed is not None
+    assert changed.remaining == 0  # this period's draw still counts against the smaller pool
+    assert await actions.set_budget(GUILD, CHANNEL, None, Period.MONTH, actor_id=MOD) is None
+    assert (await intake.quota(GUILD, USER, NO_ROLES, channel_id=CHANNEL)).pool is None
+
+
+async def test_blocked_words_are_added_once_removed_in_any_spelling_and_capped(
+    actions: ModeratorActions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    added = await actions.block_word(GUILD, "Spoiler", actor_id=MOD)
+    assert added is not None
+    assert await actions.block_word(GUILD, "SPOILER", actor_id=MOD) is None
+    assert [w.text for w in await actions.blocked_words(GUILD)] == ["Spoiler"]
+    assert await actions.blocked_words(OTHER_GUILD) == []
+    assert await actions.unblock_word(GUILD, "spoil\u200ber", actor_id=MOD) is not None
+    assert await actions.unblock_word(GUILD, "spoiler", actor_id=MOD) is None
+
+    monkeypatch.setattr(moderator_actions, "MAX_BLOCKED_WORDS", 2)
+    await actions.block_word(GUILD, "one", actor_id=MOD)
+    await actions.block_word(GUILD, "two", actor_id=MOD)
+    with pytest.raises(ValueError, match="already blocks 2 words"):
+        await actions.block_word(GUILD, "three", actor_id=MOD)

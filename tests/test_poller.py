@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from bot.domain.jobs import FailureKind, Job, JobStatus
 from bot.domain.jobs import JobStatus as S
+from bot.domain.quotas import Allowance
 from bot.provider.client import AimlClient
 from bot.services.poller import Poller
 from bot.services.presenter import CardContext
@@ -244,7 +245,7 @@ async def test_card_context_hook_adds_the_quota_line(tmp_path: Path) -> None:
     async with make_env(tmp_path) as env:
 
         async def quota_for(job: Job) -> CardContext:
-            return CardContext(remaining=3, limit=5)
+            return CardContext(allowance=Allowance(used=2, total=5))
 
         poller = Poller(
             store=env.store,

@@ -17,12 +17,15 @@ from tests.pg import RawRefused, RawSql
 
 S = JobStatus
 GUILD, CHANNEL, USER = 111, 222, 333
+APPROVALS_CHANNEL = 223  # moderators approve every video started there
 REF = Reference("https://cdn.example/a.png", "a.png", "image/png", 12_345, 800, 600, attachment_id=9)
 ROOMY = QuotaRequest(window_seconds=86_400, fallback_limit=10_000, max_active=10_000)
 
 
-def new_job(user_id: int = USER, *, guild_id: int = GUILD, duration: int = 5, model: str = "m") -> NewJob:
-    return NewJob(guild_id, CHANNEL, user_id, "a cat surfing", duration, "16:9", model, (REF,))
+def new_job(
+    user_id: int = USER, *, guild_id: int = GUILD, duration: int = 5, model: str = "m", channel_id: int = CHANNEL
+) -> NewJob:
+    return NewJob(guild_id, channel_id, user_id, "a cat surfing", duration, "16:9", model, (REF,))
 
 
 async def make(store: Store, **kw: object) -> Job:
@@ -31,10 +34,10 @@ async def make(store: Store, **kw: object) -> Job:
     return result.job
 
 
-def _path_to(target: JobStatus) -> list[JobStatus]:
-    """The shortest chain of allowed transitions from queued to `target`."""
-    paths = {S.QUEUED: [S.QUEUED]}
-    todo = deque([S.QUEUED])
+def _path_to(target: JobStatus, start: JobStatus = S.QUEUED) -> list[JobStatus]:
+    """The shortest chain of allowed transitions from `start` to `target`."""
+    paths = {start: [start]}
+    todo = deque([start])
     while todo:
         state = todo.popleft()
         for nxt in sorted(TRANSITIONS[state]):
@@ -45,8 +48,13 @@ def _path_to(target: JobStatus) -> list[JobStatus]:
 
 
 async def job_in(store: Store, state: JobStatus) -> Job:
-    job = await make(store)
-    path = _path_to(state)
+    if state is S.AWAITING_APPROVAL:
+        await store.teams.set_approvals(GUILD, APPROVALS_CHANNEL, True, actor_id=1)
+        job = await make(store, channel_id=APPROVALS_CHANNEL)
+        path = [state]
+    else:
+        job = await make(store)
+        path = _path_to(state)
     for old, new in itertools.pairwise(path):
         moved = await store.jobs.transition(job.id, old, new)
         assert moved is not None
@@ -155,7 +163,8 @@ async def test_every_allowed_transition_works(store: Store, clock: FakeClock, ol
     assert moved.status is new
     assert moved.updated_at == clock()
     assert moved.last_error == "note"
-    assert moved.finished_at == (clock() if moved.terminal else None)
+    # The end of a job is when it ended: removing a delivered video later keeps the delivery's time.
+    assert moved.finished_at == (job.finished_at if job.terminal else clock() if moved.terminal else None)
     assert await store.jobs.get(job.id) == moved
 
 
@@ -180,7 +189,7 @@ async def test_every_other_transition_is_refused_by_the_database_trigger(store: 
         assert (await store.jobs.get(job.id)).status is new  # type: ignore[union-attr]
     with pytest.raises(RawRefused):
         await raw.execute("UPDATE jobs SET status = 'lost' WHERE id = ?", jobs[S.QUEUED].id)
-    with pytest.raises(RawRefused, match="must start queued"):
+    with pytest.raises(RawRefused, match="must start queued or awaiting approval"):
         await raw.execute(
             "INSERT INTO jobs (guild_id, channel_id, user_id, prompt, duration, aspect_ratio, model,"
             ' "references", status, created_at, updated_at, delivery_nonce)'

@@ -11,12 +11,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from bot.domain.jobs import TRANSITIONS, FailureKind, JobStatus
-from bot.storage import Backend, Store, open_store
+from bot.domain.jobs import INITIAL, TRANSITIONS, FailureKind, JobStatus
+from bot.storage import Backend, NewJob, QuotaRequest, Reserved, Store, open_store
 from bot.storage.models import LedgerKind
 from bot.storage.schema import Migration, load_migrations
 from bot.storage.sqlite import split_statements
-from tests.pg import PostgresCluster, RawSql
+from tests.pg import PostgresCluster, RawRefused, RawSql
 
 
 def schema(path: Path) -> list[tuple[str, str, str]]:
@@ -150,9 +150,35 @@ def test_every_schema_change_is_written_for_both_backends() -> None:
 async def test_sql_mirrors_the_domain_state_machine_and_enums(store: Store, raw: RawSql) -> None:
     rows = set(await raw.fetch("SELECT old, new FROM job_transitions"))
     assert rows == {(old.value, new.value) for old, nexts in TRANSITIONS.items() for new in nexts}
-    initial = load_migrations(store.backend)[0].sql
-    for value in [*JobStatus, *FailureKind, *LedgerKind]:
-        assert f"'{value.value}'" in initial
+    # The database's own checks accept every value the domain has, and nothing else.
+    reserved = await store.jobs.create_reserved(
+        NewJob(1, 2, 3, "p", 5, "16:9", "m", ()), QuotaRequest(window_seconds=60, fallback_limit=9, max_active=9)
+    )
+    assert isinstance(reserved, Reserved)
+    job_id = reserved.job.id
+    for kind in FailureKind:
+        await raw.execute("UPDATE jobs SET failure_kind = ? WHERE id = ?", kind.value, job_id)
+    for ledger_kind in LedgerKind:
+        await raw.execute("INSERT INTO quota_ledger (guild_id, kind, at) VALUES (1, ?, 0)", ledger_kind.value)
+    for status in INITIAL:
+        await raw.execute(
+            'INSERT INTO jobs (guild_id, channel_id, user_id, prompt, duration, aspect_ratio, model, "references",'
+            " status, created_at, updated_at, delivery_nonce) VALUES (1, 2, 3, 'p', 5, '16:9', 'm', '[]', ?, 0, 0, ?)",
+            status.value,
+            f"nonce-{status.value}"[:25],
+        )
+    with pytest.raises(RawRefused):
+        await raw.execute("UPDATE jobs SET failure_kind = 'nonsense' WHERE id = ?", job_id)
+    with pytest.raises(RawRefused):
+        await raw.execute("INSERT INTO quota_ledger (guild_id, kind, at) VALUES (1, 'nonsense', 0)")
+    for status in set(JobStatus) - INITIAL:
+        with pytest.raises(RawRefused):
+            await raw.execute(
+                "INSERT INTO jobs (guild_id, channel_id, user_id, prompt, duration, aspect_ratio, model,"
+                ' "references", status, created_at, updated_at, delivery_nonce)'
+                " VALUES (1, 2, 3, 'p', 5, '16:9', 'm', '[]', ?, 0, 0, 'x')",
+                status.value,
+            )
 
 
 async def test_a_postgresql_store_has_no_file_to_copy(postgres: PostgresCluster, tmp_path: Path) -> None:

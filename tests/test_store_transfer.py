@@ -16,6 +16,7 @@ import pytest
 from bot.domain.cast import CastMember, Character
 from bot.domain.clock import FakeClock
 from bot.domain.jobs import FailureKind, JobStatus, Reference
+from bot.domain.pools import Period
 from bot.domain.styles import ChannelDefaults
 from bot.storage import Backend, NewJob, QuotaRequest, Reserved, Store
 from bot.storage.schema import load_migrations
@@ -35,8 +36,8 @@ async def fill(store: Store, clock: FakeClock) -> list[int]:
     """A store with a bit of everything a real one accumulates. Returns the job ids."""
     ids: list[int] = []
 
-    async def job(user: int, guild: int = GUILD, **kw: object) -> int:
-        new = NewJob(guild, 30, user, f"prompt {len(ids)}", 5, "16:9", "m", (REF,), role_ids=(7,), **kw)  # type: ignore[arg-type]
+    async def job(user: int, guild: int = GUILD, channel_id: int = 30, **kw: object) -> int:
+        new = NewJob(guild, channel_id, user, f"prompt {len(ids)}", 5, "16:9", "m", (REF,), role_ids=(7,), **kw)  # type: ignore[arg-type]
         result = await store.jobs.create_reserved(new, REQUEST)
         assert isinstance(result, Reserved)
         ids.append(result.job.id)
@@ -64,6 +65,14 @@ async def fill(store: Store, clock: FakeClock) -> list[int]:
     await store.guilds.update(GUILD, actor_id=MOD, price_per_second=0.084, mod_log_channel_id=77, paused=True)
     await store.guilds.allow_channel(GUILD, 30, actor_id=MOD, reason="art")
     await store.quotas.refund(generating, "goodwill", actor_id=MOD)
+    # Team channels: a budget drawn from (and refunded to), a job waiting for approval, a blocked word.
+    await store.teams.set_pool(GUILD, 31, 4, Period.WEEK, actor_id=MOD)
+    await store.teams.set_approvals(GUILD, 32, True, actor_id=MOD)
+    await job(2, channel_id=31)
+    refunded = await job(3, channel_id=31)
+    await store.jobs.transition(refunded, S.QUEUED, S.CANCELLED, actor_id=3)
+    await job(2, channel_id=32)
+    await store.teams.add_word(GUILD, "Lava Lamp", actor_id=MOD)
     await store.set_meta("command_hash", "abc123")
     for sheet, owner, shared in ((900, 1, False), (910, MOD, True)):
         fox = Character(sheet, GUILD, owner, f"Fox {sheet}", shared, 30, (sheet + 1, sheet + 2), 0.0)
@@ -84,6 +93,10 @@ async def snapshot(store: Store, ids: list[int]) -> dict[str, object]:
         "roles": await store.quotas.role_limits(GUILD),
         "quotas": [await store.quotas.status(g, m, REQUEST) for g in (GUILD, OTHER_GUILD) for m in MEMBERS],
         "usage": await store.quotas.usage(GUILD, 0, 2e10),
+        "teams": [await store.teams.channel(GUILD, c) for c in (30, 31, 32)],
+        "pool": await store.teams.pool_status(GUILD, 31),
+        "pool_usage": await store.teams.pool_usage(GUILD, 0, 2e10),
+        "words": await store.teams.words(GUILD),
         "meta": await store.get_meta("command_hash"),
         "characters": [await store.characters.visible_to(GUILD, m) for m in (1, MOD)],
         "styles": await store.styles.for_guild(GUILD),
@@ -119,7 +132,7 @@ async def test_a_sqlite_store_moves_into_postgresql_whole(tmp_path: Path, postgr
 
     code, out = await migrate(tmp_path, target, "migrate", "--from", "sqlite:///data/bot.db")
     assert code == 0, out
-    assert f"copied {len(ids)} jobs" in out
+    assert f" {len(ids)} jobs, " in out
     assert PASSWORD not in out
     assert "***" in out  # the target is named, its password hidden
 
@@ -151,6 +164,12 @@ async def test_a_sqlite_store_moves_into_postgresql_whole(tmp_path: Path, postgr
             await raw.close()
         generating = ids[3]
         assert await new.jobs.transition(generating, S.GENERATING, S.DOWNLOADING) is not None
+        # A new budget gets an id of its own, after the copied one's.
+        copied = await new.teams.pool_status(GUILD, 31)
+        added = await new.teams.set_pool(GUILD, 33, 1, Period.DAY, actor_id=MOD)
+        assert copied is not None
+        assert added is not None
+        assert added.pool_id > copied.pool_id
 
 
 async def test_a_target_holding_data_is_refused_and_left_alone(tmp_path: Path, postgres: PostgresCluster) -> None:

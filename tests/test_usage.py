@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 
 from bot.domain.clock import FakeClock
 from bot.domain.jobs import FailureKind, JobStatus, Reference
-from bot.services.usage import build_report, report_csv, summary_lines
+from bot.domain.pools import Period
+from bot.services.usage import budgets_csv, build_report, report_csv, summary_lines
 from bot.storage import LedgerKind, NewJob, QuotaRequest, Reserved, Store
 
 GUILD, OTHER = 1, 2
@@ -32,8 +34,17 @@ def new_job(guild: int, user: int, duration: int = 5) -> NewJob:
     )
 
 
-async def run(store: Store, guild: int, user: int, end: JobStatus, duration: int = 5) -> int:
-    reserved = await store.jobs.create_reserved(new_job(guild, user, duration), REQUEST)
+async def run(
+    store: Store,
+    guild: int,
+    user: int,
+    end: JobStatus,
+    duration: int = 5,
+    *,
+    channel: int = 5,
+    credits: float | None = None,
+) -> int:
+    reserved = await store.jobs.create_reserved(replace(new_job(guild, user, duration), channel_id=channel), REQUEST)
     assert isinstance(reserved, Reserved)
     job_id = reserved.job.id
     if end is JobStatus.DELIVERED:
@@ -44,7 +55,8 @@ async def run(store: Store, guild: int, user: int, end: JobStatus, duration: int
             (JobStatus.DOWNLOADING, JobStatus.DELIVERING),
             (JobStatus.DELIVERING, JobStatus.DELIVERED),
         ]:
-            assert await store.jobs.transition(job_id, old, new) is not None
+            fields = {"credits_used": credits} if new is JobStatus.DOWNLOADING else {}
+            assert await store.jobs.transition(job_id, old, new, **fields) is not None
     else:
         assert await store.jobs.transition(job_id, JobStatus.QUEUED, end, failure_kind=FailureKind.INTERNAL)
     return job_id
@@ -85,6 +97,52 @@ async def test_report_without_price_or_activity(store: Store, clock: FakeClock) 
     lines = summary_lines(report, str)
     assert "no price set" in lines[1]
     assert "Nobody started a video" in lines[-1]
-    rows = list(csv.reader(io.StringIO(report_csv(report).decode())))
-    assert rows[-1][0] == "TOTAL"
-    assert rows[-1][-1] == ""
+    rows = list(csv.DictReader(io.StringIO(report_csv(report).decode())))
+    assert rows[-1]["user_id"] == "TOTAL"
+    assert rows[-1]["estimated_cost_usd"] == ""
+    assert rows[-1]["credits_used"] == "0"
+
+
+async def test_credits_per_member_per_budget_and_in_total_with_removed_videos_still_counted(
+    store: Store, clock: FakeClock
+) -> None:
+    team = 77
+    await store.teams.set_pool(GUILD, team, 10, Period.WEEK, actor_id=MOD)
+    await run(store, GUILD, ALICE, JobStatus.DELIVERED, credits=1_000_000)
+    shared = await run(store, GUILD, BOB, JobStatus.DELIVERED, duration=10, channel=team, credits=2_000_000.5)
+    await run(store, GUILD, ALICE, JobStatus.FAILED, channel=team)
+    await run(store, GUILD, BOB, JobStatus.DELIVERED, channel=team)  # the provider reported no credits
+    assert await store.jobs.transition(shared, JobStatus.DELIVERED, JobStatus.REMOVED, removed_by=MOD)
+    await store.guilds.update(GUILD, actor_id=MOD, price_per_second=0.1)
+
+    report = await build_report(store, GUILD, clock.now - 3600, clock.now + 1)
+    by_user = {row.user_id: row for row in report.rows}
+    assert by_user[ALICE].credits == 1_000_000
+    assert by_user[BOB].credits == 2_000_000.5
+    assert (by_user[BOB].delivered, by_user[BOB].removed, by_user[BOB].seconds) == (2, 1, 15)  # removed was made
+    assert report.totals.credits == 3_000_000.5
+    [pool] = report.pools
+    assert (pool.channel_id, pool.videos, pool.period) == (team, 10, Period.WEEK)
+    assert (pool.draws, pool.refunds, pool.net_used, pool.delivered, pool.seconds) == (3, 1, 2, 2, 15)
+    assert pool.credits == 2_000_000.5
+
+    lines = summary_lines(report, str)
+    assert "**3,000,000 credits**" in lines[1]
+    assert any(line.startswith(f"<#{team}> (10 per week) — 3 drawn, 1 refunded") for line in lines)
+    members = {r["user_id"]: r for r in csv.DictReader(io.StringIO(report_csv(report).decode()))}
+    assert members["TOTAL"]["credits_used"] == "3000000.50"
+    assert members[str(BOB)]["removed"] == "1"
+    [budget] = list(csv.DictReader(io.StringIO(budgets_csv(report, lambda c: "=team").decode())))
+    assert budget == {
+        "channel_id": str(team),
+        "channel": "'=team",
+        "budget_videos": "10",
+        "period": "week",
+        "drawn": "3",
+        "refunds": "1",
+        "net_drawn": "2",
+        "delivered": "2",
+        "seconds_delivered": "15",
+        "estimated_cost_usd": "1.50",
+        "credits_used": "2000000.50",
+    }

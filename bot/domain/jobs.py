@@ -13,6 +13,7 @@ from bot.domain.cast import CastMember
 
 __all__ = [
     "ACTIVE",
+    "INITIAL",
     "REFUNDED_ON",
     "TERMINAL",
     "TRANSITIONS",
@@ -27,6 +28,9 @@ __all__ = [
 
 
 class JobStatus(StrEnum):
+    AWAITING_APPROVAL = "awaiting_approval"
+    """Charged, in a channel where moderators approve videos: waits for Approve (then queued) or Reject. Nothing
+    is sent to the provider before Approve."""
     QUEUED = "queued"
     """Accepted and charged; waiting for the poller to submit it (or for provider capacity)."""
     SUBMITTING = "submitting"
@@ -44,7 +48,10 @@ class JobStatus(StrEnum):
     CANCELLED = "cancelled"
     """Stopped by the member or a moderator; refunded, never delivered. Terminal."""
     EXPIRED = "expired"
-    """Not finished within JOB_TIMEOUT_SECONDS; refunded. Terminal."""
+    """Not finished (or not approved) within JOB_TIMEOUT_SECONDS; refunded. Terminal."""
+    REMOVED = "removed"
+    """A delivered video its requester or a moderator deleted from the channel. Terminal; not refunded (the video
+    was made and paid for)."""
 
 
 class FailureKind(StrEnum):
@@ -60,6 +67,8 @@ class FailureKind(StrEnum):
     SUBMIT_UNCERTAIN = "submit_uncertain"
     INTERNAL = "internal"
     CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    """A moderator rejected it while it waited for approval (the reason is in `last_error`)."""
 
 
 _S = JobStatus
@@ -70,21 +79,29 @@ _S = JobStatus
 #   never resubmit blindly, a second POST can create a second paid job).
 # - downloading → generating is not allowed: a failed download is retried from `downloading` itself.
 # - cancelled is reachable only before the video exists on our side; once downloading, we finish the delivery.
+# - awaiting_approval comes before queued: Approve queues it; Reject (cancelled), the member's Cancel, the job
+#   timeout (expired) or a card nobody saw (failed) end it, refunded.
+# - delivered → removed is the one move out of an ended job: a takedown of the posted video, never refunded.
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    _S.AWAITING_APPROVAL: frozenset({_S.QUEUED, _S.CANCELLED, _S.EXPIRED, _S.FAILED}),
     _S.QUEUED: frozenset({_S.SUBMITTING, _S.CANCELLED, _S.EXPIRED, _S.FAILED}),
     _S.SUBMITTING: frozenset({_S.GENERATING, _S.QUEUED, _S.FAILED, _S.EXPIRED}),
     _S.GENERATING: frozenset({_S.DOWNLOADING, _S.FAILED, _S.EXPIRED, _S.CANCELLED}),
     _S.DOWNLOADING: frozenset({_S.DELIVERING, _S.FAILED, _S.EXPIRED}),
     _S.DELIVERING: frozenset({_S.DELIVERED, _S.FAILED}),
-    _S.DELIVERED: frozenset(),
+    _S.DELIVERED: frozenset({_S.REMOVED}),
     _S.FAILED: frozenset(),
     _S.CANCELLED: frozenset(),
     _S.EXPIRED: frozenset(),
+    _S.REMOVED: frozenset(),
 }
 
-TERMINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+INITIAL = frozenset({_S.QUEUED, _S.AWAITING_APPROVAL})
+"""The states a job may be created in."""
+TERMINAL = frozenset({_S.DELIVERED, _S.FAILED, _S.CANCELLED, _S.EXPIRED, _S.REMOVED})
+"""Ended: the job's work is over (a delivered video may still be removed, which changes nothing else)."""
 ACTIVE = frozenset(JobStatus) - TERMINAL
-"""States that count toward MAX_ACTIVE_JOBS_PER_USER."""
+"""States that count toward MAX_ACTIVE_JOBS_PER_USER (waiting for approval included)."""
 REFUNDED_ON = frozenset({_S.FAILED, _S.CANCELLED, _S.EXPIRED})
 """Every way a job can end without a video gives the member their unit back."""
 
@@ -150,6 +167,8 @@ class Job:
     video_size: int | None = None
     delivered_message_id: int | None = None
     retry_of: int | None = None
+    free: bool = False
+    """A free Retry after a failure on the provider's (or the bot's) side: recorded, never charged."""
     role_ids: tuple[int, ...] = ()
     """The requester's roles when they asked (their limit may come from a role)."""
     characters: tuple[CastMember, ...] = ()
@@ -158,7 +177,26 @@ class Job:
     style_text: str | None = None
     """The style picked (or the channel's default), kept apart from the member's prompt: the card shows the name,
     the provider gets the text added to the prompt (`bot.domain.cast.compose_prompt`)."""
+    pool_id: int | None = None
+    """The channel budget the job was charged to; None when it was charged to the member's own quota (or free).
+    A refund goes back to where the charge came from, whatever happened to the budget since."""
+    needs_approval: bool = False
+    """Started in a channel where moderators approve videos."""
+    reviewed_by: int | None = None
+    """The moderator who approved or rejected it."""
+    reviewed_at: float | None = None
+    removed_by: int | None = None
+    """Who deleted the delivered video (the requester or a moderator)."""
+    removed_at: float | None = None
+    credits_used: float | None = None
+    """What the provider says the generation cost, in its credits (when its answer carries it)."""
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def timeout_start(self) -> float:
+        """Where JOB_TIMEOUT_SECONDS counts from: acceptance, or the approval of a job that waited for one (the
+        wait for a moderator has its own timeout, and must not eat into the time the provider gets)."""
+        return self.reviewed_at if self.reviewed_at is not None else self.created_at

@@ -1,15 +1,19 @@
-"""Quota rules without I/O: which limit applies to a member, and the rolling-window arithmetic.
+"""Quota rules without I/O: which limit applies to a member, the rolling-window arithmetic, and the one
+computation of what a member may still start (`allowance_of`).
 
-A quota is a number of videos per rolling window. The store keeps the ledger; these functions decide.
+A quota is a number of videos per rolling window. The store keeps the ledger; these functions decide. In a
+channel with a team budget (bot/domain/pools.py) the budget takes the place of the member's own quota.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
-__all__ = ["QuotaStatus", "Refusal", "next_free_at", "resolve_limit"]
+from bot.domain.pools import PoolStatus
+
+__all__ = ["Allowance", "QuotaStatus", "Refusal", "allowance_of", "next_free_at", "resolve_limit"]
 
 
 def resolve_limit(
@@ -47,7 +51,38 @@ def next_free_at(use_times: Sequence[float], limit: int, window_seconds: float) 
 class Refusal(StrEnum):
     BLOCKED = "blocked"
     OVER_LIMIT = "over_limit"
+    POOL_EMPTY = "pool_empty"
+    """The channel's team budget is used up for this period."""
     TOO_MANY_ACTIVE = "too_many_active"
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """What a member may start where they are: `used` of `total`, from their own quota or a channel's budget.
+
+    Every view shows these numbers (`/quota`, the refusal, the status card, the moderators' replies) and the
+    reservation checks them, so no two of them can disagree.
+    """
+
+    used: int
+    total: int
+    """The member's limit plus the videos moderators granted them, or the size of the channel's budget."""
+    granted: int = 0
+    """The part of `total` that moderators granted (0 for a budget)."""
+    pool: PoolStatus | None = None
+    """The channel budget this allowance is, or None for the member's own quota."""
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.total - self.used)
+
+
+def allowance_of(status: QuotaStatus) -> Allowance:
+    """The one computation of what a member may still start: the channel's budget when one applies, otherwise
+    their limit plus what moderators granted them, against what they used."""
+    if status.pool is not None:
+        return Allowance(used=status.pool.used, total=status.pool.videos, pool=status.pool)
+    return Allowance(used=status.used, total=status.limit + status.granted, granted=status.granted)
 
 
 @dataclass(frozen=True)
@@ -63,10 +98,22 @@ class QuotaStatus:
     block_reason: str | None = None
     next_free_at: float | None = None
     granted: int = 0  # extra videos granted by moderators that are still inside the window
+    pool: PoolStatus | None = None
+    """The budget of the channel asked about, when it has one: videos started there draw from it instead."""
+
+    @property
+    def allowance(self) -> Allowance:
+        """See `allowance_of`: the numbers every view shows and the reservation checks."""
+        return allowance_of(self)
+
+    @property
+    def own(self) -> Allowance:
+        """The member's own quota, also where a channel budget applies (what they have left elsewhere)."""
+        return allowance_of(replace(self, pool=None))
 
     @property
     def remaining(self) -> int:
-        return max(0, self.limit + self.granted - self.used)
+        return self.allowance.remaining
 
     @property
     def refusal(self) -> Refusal | None:
@@ -78,7 +125,7 @@ class QuotaStatus:
         if self.blocked:
             return Refusal.BLOCKED
         if charged and self.remaining <= 0:
-            return Refusal.OVER_LIMIT
+            return Refusal.POOL_EMPTY if self.pool is not None else Refusal.OVER_LIMIT
         if self.active >= self.max_active:
             return Refusal.TOO_MANY_ACTIVE
         return None

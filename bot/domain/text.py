@@ -1,4 +1,4 @@
-"""Making member-written text safe to echo back into Discord messages.
+"""Making member-written text safe to echo back into Discord messages, and times as Discord shows them.
 
 `allowed_mentions` (none by default) already stops pings; escaping here stops a prompt from restyling the
 status card (markdown, headings, masked links) and keeps `@everyone` from even looking like a mention.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["escape_markdown", "quote_prompt", "shorten"]
+__all__ = ["discord_time", "escape_markdown", "quote_prompt", "shorten"]
 
 _MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]()<:])")
 _MENTION = re.compile(r"@(everyone|here)")
@@ -35,3 +35,9 @@ def quote_prompt(prompt: str, limit: int = 300) -> str:
     """A prompt shortened and escaped for display on one line of a card or a message."""
     one_line = " ".join(prompt.split())
     return escape_markdown(shorten(one_line, limit))
+
+
+def discord_time(epoch: float, style: str = "R") -> str:
+    """A Discord timestamp: every member sees it in their own time zone, and relative ones (`R`) tick by
+    themselves; `f` is a full date and time."""
+    return f"<t:{int(epoch)}:{style}>"

@@ -2,8 +2,8 @@
 
 `CardControls` decides who may act on a job and carries the action out through the store's compare-and-set:
 Cancel races the poller safely (whichever changes the row first wins; the other sees the CAS fail and leaves
-the job alone), and Retry/Remix/aspect switch go through `Intake.start_from`, so a new job is checked and
-charged exactly like `/video`.
+the job alone), Retry/Remix/aspect switch go through `Intake.start_from`, so a new job is checked and
+charged exactly like `/video`, and Delete records who took a delivered video down (not refunded: it was made).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ __all__ = [
     "CancelResult",
     "CardControls",
     "Denied",
+    "RemoveOutcome",
+    "RemoveResult",
     "retry_is_free",
 ]
 
@@ -43,7 +45,7 @@ FREE_RETRY_KINDS = frozenset(
 """Failures that were the provider's (or the bot's) fault: retrying them costs the member nothing. A refused
 prompt or image (rejected_input/content) and a cancellation were the member's choice, so a retry is charged."""
 
-_CANCELLABLE = (JobStatus.QUEUED, JobStatus.GENERATING)
+_CANCELLABLE = (JobStatus.AWAITING_APPROVAL, JobStatus.QUEUED, JobStatus.GENERATING)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,20 @@ class CancelOutcome(StrEnum):
 @dataclass(frozen=True)
 class CancelResult:
     outcome: CancelOutcome
+    job: Job | None = None
+
+
+class RemoveOutcome(StrEnum):
+    REMOVED = "removed"
+    ALREADY_REMOVED = "already_removed"  # recorded before (the message may still need deleting)
+    NOT_FOUND = "not_found"  # no such job in this guild
+    NOT_ALLOWED = "not_allowed"  # neither the requester nor a moderator
+    NOT_DELIVERED = "not_delivered"  # there is no posted video to take down
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    outcome: RemoveOutcome
     job: Job | None = None
 
 
@@ -199,3 +215,27 @@ class CardControls:
             return await self._intake.start_from(
                 job, role_ids=role_ids, references=references, characters=characters, free=free, retry_of=job.id
             )
+
+    async def remove(self, guild_id: int, job_id: int, actor: Actor) -> RemoveResult:
+        """Record the takedown of a delivered video by its requester or a moderator (who, and when). Not refunded:
+        the video was made. The caller deletes the message itself; ALREADY_REMOVED lets a second press retry
+        that after a failed delete."""
+        job = await self.job_for(guild_id, job_id)
+        if job is None:
+            return RemoveResult(RemoveOutcome.NOT_FOUND)
+        if not actor.may_act_on(job):
+            return RemoveResult(RemoveOutcome.NOT_ALLOWED, job)
+        if job.status is JobStatus.DELIVERED:
+            removed = await self._store.jobs.transition(
+                job.id,
+                JobStatus.DELIVERED,
+                JobStatus.REMOVED,
+                removed_by=actor.user_id,
+                removed_at=self._store.clock(),
+            )
+            if removed is not None:
+                return RemoveResult(RemoveOutcome.REMOVED, removed)
+            job = await self.job_for(guild_id, job_id) or job  # someone else removed it a moment ago
+        if job.status is JobStatus.REMOVED:
+            return RemoveResult(RemoveOutcome.ALREADY_REMOVED, job)
+        return RemoveResult(RemoveOutcome.NOT_DELIVERED, job)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bot.domain.jobs import FailureKind, Job, JobStatus
 from bot.services.ports import ChatError, ChatPort
-from bot.services.presenter import delivery_marker, failure_message, link_message, video_message
+from bot.services.presenter import delivery_marker, failure_message, link_message, video_controls, video_message
 from bot.storage import Store
 
 __all__ = ["Delivery", "media_path", "partial_path"]
@@ -85,6 +85,7 @@ class Delivery:
                     f"reelbot-{job.id}.mp4",
                     nonce=job.delivery_nonce,
                     mention_user_id=job.user_id,
+                    controls=video_controls(job),
                 )
             except ChatError as exc:
                 # 413: Discord's idea of the limit is lower than ours (boost lost in between); a link still works.
@@ -98,7 +99,11 @@ class Delivery:
         content = link_message(job, job.video_url, job.video_size or size, limit)
         # The link gets its own nonce: after a 413 the file's nonce may already be spent on the refused POST.
         return await self._chat.post_text(
-            target, content, nonce=_link_nonce(job.delivery_nonce), mention_user_id=job.user_id
+            target,
+            content,
+            nonce=_link_nonce(job.delivery_nonce),
+            mention_user_id=job.user_id,
+            controls=video_controls(job),
         )
 
     async def _mark_delivered(self, job: Job, message_id: int) -> Job | None:

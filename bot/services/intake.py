@@ -18,7 +18,9 @@ from bot.domain.jobs import FailureKind, Job, JobStatus, Reference
 from bot.domain.quotas import QuotaStatus
 from bot.domain.styles import StyleChoice
 from bot.domain.validation import ImageMeta, clean_prompt, validate_video_request
+from bot.domain.words import blocked_phrase
 from bot.services.presenter import CardContext
+from bot.services.quota_words import BLOCKED_WORDS_PROBLEM, blocked_name_problem
 from bot.services.schedule import typical_duration
 from bot.storage import NewJob, QuotaRequest, Refused, Reserved, Store
 
@@ -32,6 +34,8 @@ class QuotaPolicy:
     default_limit: int
     window_seconds: float
     max_active: int
+    approval_timeout: float = 1800.0
+    """How long a video in a channel with approvals may wait for a moderator (JOB_TIMEOUT_SECONDS)."""
 
 
 @dataclass(frozen=True)
@@ -70,10 +74,15 @@ class Intake:
             fallback_limit=self._policy.default_limit,
             max_active=self._policy.max_active,
             role_ids=role_ids,
+            approval_timeout=self._policy.approval_timeout,
         )
 
-    async def quota(self, guild_id: int, user_id: int, role_ids: tuple[int, ...]) -> QuotaStatus:
-        return await self._store.quotas.status(guild_id, user_id, self.quota_request(role_ids))
+    async def quota(
+        self, guild_id: int, user_id: int, role_ids: tuple[int, ...], *, channel_id: int | None = None
+    ) -> QuotaStatus:
+        """The member's allowance now; with `channel_id`, the one that applies there (the channel's team budget,
+        when it has one). `/quota`, the card and the moderators' replies all show this."""
+        return await self._store.quotas.status(guild_id, user_id, self.quota_request(role_ids), channel_id=channel_id)
 
     async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
         """The member's latest jobs on this server, newest first (`/jobs`)."""
@@ -138,7 +147,7 @@ class Intake:
         )
         if problems:
             return Invalid(problems)
-        quota = await self.quota(request.guild_id, request.user_id, request.role_ids)
+        quota = await self.quota(request.guild_id, request.user_id, request.role_ids, channel_id=request.channel_id)
         refusal = quota.refusal_for(charged=True)
         return Refused(quota=quota, refusal=refusal) if refusal is not None else None
 
@@ -181,7 +190,8 @@ class Intake:
         return await self._admit(new, metas)
 
     async def _admit(self, new: NewJob, images: Sequence[ImageMeta]) -> Reserved | Refused | Invalid:
-        """The checks every new job passes (server open here, valid input), then the atomic charge and insert.
+        """The checks every new job passes (server open here, valid input, no blocked word), then the atomic
+        charge and insert.
 
         `images` are the references as Discord described them: validation reads the raw declared type, which
         the stored `Reference` keeps only in normalised form."""
@@ -212,7 +222,8 @@ class Intake:
         style: StyleChoice | None,
     ) -> list[str]:
         """Why this job may not start (member-facing), or nothing: the server is closed here, or the input breaks
-        a rule, the images and characters together and the prompt as sent included."""
+        a rule, the images and characters together and the prompt as sent included, or the member's prompt or a
+        character's name holds a blocked word. (A style's text is the moderators' own wording: not checked.)"""
         closed = await self.closed(guild_id, channel_id)
         if closed is not None:
             return [closed]
@@ -221,7 +232,23 @@ class Intake:
         sent = sent_prompt_problem(prompt, characters, style)
         if sent is not None:
             problems.append(sent)
+        blocked = await self._blocked_keys(guild_id)
+        if blocked_phrase(prompt, blocked) is not None:
+            problems.append(BLOCKED_WORDS_PROBLEM)
+        problems.extend(
+            blocked_name_problem(position)
+            for position, member in enumerate(characters, start=1)
+            if blocked_phrase(member.name, blocked) is not None
+        )
         return problems
+
+    async def blocked_word(self, guild_id: int, prompt: str) -> str | None:
+        """The server's blocked word or phrase the prompt contains (folded), or None. Only for logs and
+        moderators: the member is told that the prompt has one, never which."""
+        return blocked_phrase(prompt, await self._blocked_keys(guild_id))
+
+    async def _blocked_keys(self, guild_id: int) -> list[str]:
+        return [w.phrase for w in await self._store.teams.words(guild_id)]
 
     # ------------------------------------------------------------------ the card, until the poller takes over
 
@@ -240,8 +267,7 @@ class Intake:
             elif job.status in (JobStatus.QUEUED, JobStatus.SUBMITTING):
                 eta = now + typical
         return CardContext(
-            remaining=quota.remaining if quota is not None else None,
-            limit=quota.limit + quota.granted if quota is not None else None,
+            allowance=quota.allowance if quota is not None else None,
             queue_position=position,
             eta=eta,
         )
@@ -249,7 +275,7 @@ class Intake:
     async def owner_card_context(self, job: Job) -> CardContext:
         """`card_context` with the owner's quota, read with the roles stored with the job (so the card keeps
         showing their real allowance without asking Discord): what the poller shows on every card update."""
-        quota = await self.quota(job.guild_id, job.user_id, job.role_ids)
+        quota = await self.quota(job.guild_id, job.user_id, job.role_ids, channel_id=job.channel_id)
         return await self.card_context(job, quota=quota)
 
     async def card_posted(self, job_id: int, message_id: int) -> Job:
@@ -265,5 +291,9 @@ class Intake:
         already picked it up the compare-and-set fails (None) and the job runs to the end, delivering in the
         channel."""
         return await self._store.jobs.transition(
-            job_id, JobStatus.QUEUED, JobStatus.FAILED, failure_kind=FailureKind.INTERNAL, last_error=why
+            job_id,
+            (JobStatus.QUEUED, JobStatus.AWAITING_APPROVAL),
+            JobStatus.FAILED,
+            failure_kind=FailureKind.INTERNAL,
+            last_error=why,
         )

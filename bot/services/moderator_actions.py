@@ -9,13 +9,36 @@ read are the Discord side's business (cogs/moderation.py, bot/discord_ui.py).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import StrEnum
+
 from bot.domain.clock import Clock, system_clock
+from bot.domain.jobs import FailureKind, Job, JobStatus
+from bot.domain.pools import Period, PoolStatus
 from bot.domain.quotas import QuotaStatus
 from bot.services.intake import Intake
 from bot.services.usage import UsageReport, build_report
-from bot.storage import GuildConfig, LedgerEntry, Store
+from bot.storage import BlockedWord, GuildConfig, LedgerEntry, Store
 
-__all__ = ["ModeratorActions"]
+__all__ = ["MAX_BLOCKED_WORDS", "ModeratorActions", "ReviewOutcome", "ReviewResult"]
+
+MAX_BLOCKED_WORDS = 500
+"""Per server; each prompt is checked against the whole list."""
+
+
+class ReviewOutcome(StrEnum):
+    DONE = "done"
+    NOT_FOUND = "not_found"  # no such job on this server
+    NOT_WAITING = "not_waiting"  # approved, rejected, cancelled or expired already
+
+
+@dataclass(frozen=True)
+class ReviewResult:
+    """What became of an Approve or Reject: the job as it is now."""
+
+    outcome: ReviewOutcome
+    job: Job | None = None
+
 
 DAY = 86_400.0
 Roles = tuple[int, ...]
@@ -127,6 +150,65 @@ class ModeratorActions:
         self, guild_id: int, channel_id: int, *, actor_id: int, reason: str | None
     ) -> GuildConfig:
         return await self._store.guilds.disallow_channel(guild_id, channel_id, actor_id=actor_id, reason=reason)
+
+    # ------------------------------------------------------------------ team channels
+
+    async def set_budget(
+        self, guild_id: int, channel_id: int, videos: int | None, period: Period, *, actor_id: int
+    ) -> PoolStatus | None:
+        """A shared budget of `videos` per calendar `period` for the channel (None removes it); this period's use
+        still counts after a change. Returns the budget as it stands now."""
+        return await self._store.teams.set_pool(guild_id, channel_id, videos, period, actor_id=actor_id)
+
+    async def set_approvals(self, guild_id: int, channel_id: int, enabled: bool, *, actor_id: int) -> None:
+        """Whether new videos in the channel wait for a moderator's Approve before anything is submitted."""
+        await self._store.teams.set_approvals(guild_id, channel_id, enabled, actor_id=actor_id)
+
+    async def approve(self, guild_id: int, job_id: int, *, actor_id: int) -> ReviewResult:
+        """Let a job waiting for approval go to the provider: it is queued now (and due at once)."""
+        now = self._clock()
+        return await self._review(
+            guild_id, job_id, JobStatus.QUEUED, actor_id, reviewed_by=actor_id, reviewed_at=now, next_poll_at=now
+        )
+
+    async def reject(self, guild_id: int, job_id: int, *, actor_id: int, reason: str) -> ReviewResult:
+        """Turn down a job waiting for approval, with the reason the member reads; its unit is refunded (to the
+        member's quota or the channel's budget) in the same write, the moderator named on the refund row."""
+        return await self._review(
+            guild_id,
+            job_id,
+            JobStatus.CANCELLED,
+            actor_id,
+            failure_kind=FailureKind.REJECTED,
+            last_error=reason,
+            reviewed_by=actor_id,
+            reviewed_at=self._clock(),
+        )
+
+    async def _review(
+        self, guild_id: int, job_id: int, new: JobStatus, actor_id: int, **fields: object
+    ) -> ReviewResult:
+        job = await self._store.jobs.get(job_id, guild_id=guild_id)
+        if job is None:
+            return ReviewResult(ReviewOutcome.NOT_FOUND)
+        moved = await self._store.jobs.transition(job.id, JobStatus.AWAITING_APPROVAL, new, actor_id=actor_id, **fields)
+        if moved is None:
+            return ReviewResult(ReviewOutcome.NOT_WAITING, await self._store.jobs.get(job.id) or job)
+        return ReviewResult(ReviewOutcome.DONE, moved)
+
+    async def blocked_words(self, guild_id: int) -> list[BlockedWord]:
+        return await self._store.teams.words(guild_id)
+
+    async def block_word(self, guild_id: int, text: str, *, actor_id: int) -> BlockedWord | None:
+        """Refuse prompts containing `text` (a word or phrase, in any spelling); None if it is blocked already.
+        ValueError (a sentence for the moderator) if it cannot be blocked."""
+        if len(await self._store.teams.words(guild_id)) >= MAX_BLOCKED_WORDS:
+            raise ValueError(f"this server already blocks {MAX_BLOCKED_WORDS} words; remove some first")
+        return await self._store.teams.add_word(guild_id, text, actor_id=actor_id)
+
+    async def unblock_word(self, guild_id: int, text: str, *, actor_id: int) -> BlockedWord | None:
+        """Allow `text` again (in any spelling); None if it was not blocked."""
+        return await self._store.teams.remove_word(guild_id, text, actor_id=actor_id)
 
     # ------------------------------------------------------------------ usage
 

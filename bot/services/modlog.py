@@ -1,8 +1,9 @@
 """The mod-log's words: what moderators read in their channel — every moderator action and every job.
 
 Pure functions. A job gets one mod-log message when it is accepted (member, prompt, reference thumbnails,
-characters and style, Block and Cancel buttons), edited when it ends (the outcome); `ModeratorActions` remembers
-where that message is, and bot/discord_ui.py posts and edits it.
+characters and style, Block and Cancel buttons, or Approve and Reject while it waits for a moderator), edited
+when a moderator approves it and when it ends (the outcome); `ModeratorActions` remembers where that message is,
+and bot/discord_ui.py posts and edits it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,18 @@ def action_text(actor_id: int, what: str, reason: str | None = None) -> str:
     """One moderator action as a mod-log line: who did what, and why."""
     why = f" — reason: {escape_markdown(shorten(reason, 300))}" if reason else ""
     return f"🛠️ <@{actor_id}> {what}{why}"
+
+
+_FOOTER = {
+    False: "Block stops this member from starting videos; Cancel stops this job and refunds it.",
+    True: "Approve lets this video be made; Reject (with a reason) refunds it. Block stops this member.",
+}
+
+
+def _entry_actions(job: Job) -> tuple[str, ...]:
+    if job.status is JobStatus.AWAITING_APPROVAL:
+        return ("approve", "reject", "block")
+    return ("block",) if job.terminal else ("block", "cancel")
 
 
 def job_entry(job: Job) -> Card:
@@ -41,8 +54,8 @@ def job_entry(job: Job) -> Card:
         description=f"> {quote_prompt(job.prompt, 1000)}",
         color=_COLOR.get(job.status, AMBER),
         fields=fields,
-        footer="Block stops this member from starting videos; Cancel stops this job and refunds it.",
+        footer=_FOOTER[job.status is JobStatus.AWAITING_APPROVAL],
         job_id=job.id,
-        actions=("block",) if job.terminal else ("block", "cancel"),
+        actions=_entry_actions(job),
         thumbnail_url=job.references[0].url if job.references else None,
     )

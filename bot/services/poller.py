@@ -63,7 +63,7 @@ CardContextHook = Callable[[Job], Awaitable[CardContext]]
 
 # States a job may time out in. DELIVERING cannot (the video exists; it gets its own deadline below) and a
 # SUBMITTING row that is not in flight is handled as SUBMIT_UNCERTAIN, which says more than "timed out".
-_EXPIRABLE = frozenset({JobStatus.QUEUED, JobStatus.GENERATING, JobStatus.DOWNLOADING})
+_EXPIRABLE = frozenset({JobStatus.AWAITING_APPROVAL, JobStatus.QUEUED, JobStatus.GENERATING, JobStatus.DOWNLOADING})
 # The card reads the same in these pairs, so their second half costs no Discord edit.
 _SILENT_ON_CARD = frozenset({JobStatus.SUBMITTING, JobStatus.DELIVERING})
 _MAX_STEPS_PER_ROUND = 8
@@ -317,7 +317,7 @@ class Poller:
     async def _step(self, job: Job) -> Job | None:
         """One state's work. Returns the job if it moved to a state with more work ready now, else None."""
         now = self._clock()
-        if job.status in _EXPIRABLE and now - job.created_at >= self._config.job_timeout:
+        if job.status in _EXPIRABLE and now - job.timeout_start >= self._config.job_timeout:
             await self._expire(job)
             return None
         if job.status is JobStatus.QUEUED:
@@ -393,7 +393,7 @@ class Poller:
 
     async def _expected_duration(self, job: Job) -> float:
         default = self._config.first_poll_default or self._config.poll_interval
-        remaining = max(0.0, job.created_at + self._config.job_timeout - self._clock())
+        remaining = max(0.0, job.timeout_start + self._config.job_timeout - self._clock())
         try:
             recent = await self._store.jobs.recent_durations(job.model, job.duration)
         except Exception:
@@ -436,10 +436,15 @@ class Poller:
                 provider_finished_at=now,
                 poll_attempts=job.poll_attempts + 1,
                 next_poll_at=now,
+                credits_used=generation.credits_used,
             )
         if generation.status is ProviderStatus.FAILED:
             return await self._fail(
-                job, FailureKind.REJECTED_CONTENT, generation.error_message, poll_attempts=job.poll_attempts + 1
+                job,
+                FailureKind.REJECTED_CONTENT,
+                generation.error_message,
+                poll_attempts=job.poll_attempts + 1,
+                credits_used=generation.credits_used,
             )
         await self._update(
             job.id,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.provider.models import Generation, GenerationRequest
-from bot.services.presenter import Card
+from bot.services.presenter import Card, Controls
 
 __all__ = ["ChatError", "ChatPort", "DownloaderPort", "ProviderPort"]
 
@@ -44,12 +44,32 @@ class ChatPort(Protocol):
         ...
 
     async def post_file(
-        self, thread_id: int, content: str, path: Path, filename: str, *, nonce: str, mention_user_id: int
+        self,
+        thread_id: int,
+        content: str,
+        path: Path,
+        filename: str,
+        *,
+        nonce: str,
+        mention_user_id: int,
+        controls: Controls | None = None,
     ) -> int:
-        """Post `content` with the file attached; return the message id."""
+        """Post `content` with the file attached (and `controls`' buttons); return the message id."""
         ...
 
-    async def post_text(self, thread_id: int, content: str, *, nonce: str | None, mention_user_id: int) -> int: ...
+    async def post_text(
+        self,
+        thread_id: int,
+        content: str,
+        *,
+        nonce: str | None,
+        mention_user_id: int,
+        controls: Controls | None = None,
+    ) -> int: ...
+
+    async def delete_message(self, channel_id: int, message_id: int) -> bool:
+        """Delete a message the bot posted. False if it was already gone."""
+        ...
 
     async def find_message(self, thread_id: int, contains: str) -> int | None:
         """The id of a recent message by the bot in the thread whose content contains `contains`."""

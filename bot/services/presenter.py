@@ -1,7 +1,8 @@
-"""Everything a member reads about a job, written once: the status card and the thread messages.
+"""Everything a member reads about a job, written once: the status card, its buttons and the thread messages.
 
 Pure functions of a job and a few numbers, so the same words appear whether a job changes in the poller,
-in a button handler or after a restart, and tests can read them without Discord.
+in a button handler or after a restart, and tests can read them without Discord. The words about a member's
+allowance and refusals are in `quota_words`, the Details button's answer in `details`.
 """
 
 from __future__ import annotations
@@ -10,28 +11,42 @@ from dataclasses import dataclass, field
 
 from bot.domain.cast import element_tag
 from bot.domain.jobs import FailureKind, Job, JobStatus
-from bot.domain.quotas import QuotaStatus
-from bot.domain.text import escape_markdown, quote_prompt, shorten
-from bot.services.media import MediaForbidden, MediaGone, Unavailable
+from bot.domain.quotas import Allowance
+from bot.domain.text import discord_time, escape_markdown, quote_prompt, shorten
+from bot.services.quota_words import card_quota_field
 
 __all__ = [
     "Card",
     "CardContext",
+    "Controls",
+    "approved_message",
     "card_actions",
     "cast_note",
     "delivery_marker",
     "failure_message",
+    "failure_reason",
+    "file_size",
     "link_message",
     "look_fields",
-    "quota_lines",
+    "rejection_reason",
+    "removed_message",
     "render_card",
     "status_label",
     "thread_name",
-    "unavailable_message",
+    "video_controls",
     "video_message",
+    "who_did",
 ]
 
 BLUE, AMBER, GREEN, RED, GREY = 0x5865F2, 0xF0B232, 0x23A55A, 0xDA373C, 0x80848E
+
+
+@dataclass(frozen=True)
+class Controls:
+    """Buttons for a message about one job, by name (see `card_actions`); the Discord adapter makes them."""
+
+    job_id: int | None
+    actions: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -48,21 +63,19 @@ class Card:
     """Buttons the card offers now, by name (see `card_actions`); the Discord adapter turns them into components."""
     thumbnail_url: str | None = None
 
+    @property
+    def controls(self) -> Controls:
+        return Controls(self.job_id, self.actions)
+
 
 @dataclass(frozen=True)
 class CardContext:
     """Numbers the card shows that are not in the job row."""
 
-    remaining: int | None = None  # videos the member has left in the window
-    limit: int | None = None
+    allowance: Allowance | None = None  # what the member (or the channel's budget) has left
     queue_position: int | None = None  # 1-based, while waiting for provider capacity
     eta: float | None = None  # epoch seconds when the video is expected
     extra: dict[str, str] = field(default_factory=dict)
-
-
-def _ts(epoch: float, style: str = "R") -> str:
-    """A Discord timestamp: every member sees it in their own time zone, and relative ones tick by themselves."""
-    return f"<t:{int(epoch)}:{style}>"
 
 
 # What a member is told when a job fails, by cause. Provider-side problems say explicitly that it is not the
@@ -96,27 +109,53 @@ def failure_reason(job: Job) -> str:
 
 def _status_line(job: Job, ctx: CardContext) -> tuple[str, int]:
     status = job.status
+    if status is JobStatus.AWAITING_APPROVAL:
+        return "🕒 Waiting for a moderator to approve it — nothing is made before that", BLUE
     if status is JobStatus.QUEUED:
         where = f" — number {ctx.queue_position} in line" if ctx.queue_position else ""
-        eta = f", expected {_ts(ctx.eta)}" if ctx.eta else ""
+        eta = f", expected {discord_time(ctx.eta)}" if ctx.eta else ""
         return f"⏳ Queued{where}{eta}", BLUE
     if status is JobStatus.SUBMITTING:
         return "⏳ Starting", BLUE
     if status is JobStatus.GENERATING:
-        eta = f" — expected {_ts(ctx.eta)}" if ctx.eta else ""
+        eta = f" — expected {discord_time(ctx.eta)}" if ctx.eta else ""
         return f"🎬 Generating{eta}", AMBER
     if status in (JobStatus.DOWNLOADING, JobStatus.DELIVERING):
         return "📦 Finishing — posting the video in the thread", AMBER
     if status is JobStatus.DELIVERED:
         return "✅ Delivered in the thread", GREEN
+    if status is JobStatus.REMOVED:
+        return f"🗑️ Delivered, then removed by {who_did(job, job.removed_by)}", GREY
+    if status is JobStatus.CANCELLED and job.failure_kind is FailureKind.REJECTED:
+        return f"🚫 Rejected by a moderator — {rejection_reason(job)} Your video was refunded.", GREY
     if status is JobStatus.CANCELLED:
         return "🚫 Cancelled — your video was refunded", GREY
+    if status is JobStatus.EXPIRED and _never_approved(job):
+        return "⌛ Not approved in time — your video was refunded", RED
     if status is JobStatus.EXPIRED:
         return "⌛ Timed out — your video was refunded", RED
     return f"❌ Failed — {failure_reason(job)} Your video was refunded.", RED
 
 
+def who_did(job: Job, user_id: int | None) -> str:
+    """Who did something to a job (removed it, say), as the card and Details name them."""
+    if user_id is None:
+        return "someone"
+    return "the member who asked for it" if user_id == job.user_id else f"moderator <@{user_id}>"
+
+
+def rejection_reason(job: Job) -> str:
+    """A moderator's reason for rejecting a job, as the card, the thread and Details quote it."""
+    reason = escape_markdown(shorten(job.last_error, 300)) if job.last_error else "no reason given"
+    return f"reason: {reason}."
+
+
+def _never_approved(job: Job) -> bool:
+    return job.needs_approval and job.reviewed_at is None
+
+
 _STATUS_LABELS: dict[JobStatus, str] = {
+    JobStatus.AWAITING_APPROVAL: "🕒 waiting for approval",
     JobStatus.QUEUED: "⏳ queued",
     JobStatus.SUBMITTING: "⏳ starting",
     JobStatus.GENERATING: "🎬 generating",
@@ -126,6 +165,7 @@ _STATUS_LABELS: dict[JobStatus, str] = {
     JobStatus.FAILED: "❌ failed, refunded",
     JobStatus.CANCELLED: "🚫 cancelled, refunded",
     JobStatus.EXPIRED: "⌛ timed out, refunded",
+    JobStatus.REMOVED: "🗑️ delivered, then removed",
 }
 
 
@@ -135,16 +175,24 @@ def status_label(job: Job) -> str:
 
 
 def card_actions(job: Job) -> tuple[str, ...]:
-    """What a member can do from the card in this state: stop it while it may still be stopped (the state
-    machine allows `cancelled` only before the video exists on our side), try again after a failure, and
-    iterate on a delivered video."""
+    """What can be done from the card in this state: a moderator approves or rejects a job waiting for it; the
+    member stops it while it may still be stopped (the state machine allows `cancelled` only before the video
+    exists on our side), tries again after a failure, and iterates on a delivered video. Details, always."""
+    if job.status is JobStatus.AWAITING_APPROVAL:
+        return ("approve", "reject", "cancel", "details")
     if job.status in (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.GENERATING):
-        return ("cancel",)
+        return ("cancel", "details")
     if job.status is JobStatus.DELIVERED:
-        return ("remix", "aspect")
+        return ("remix", "details", "aspect")
     if job.status in (JobStatus.FAILED, JobStatus.EXPIRED, JobStatus.CANCELLED):
-        return ("retry",)
-    return ()
+        return ("retry", "details")
+    return ("details",)
+
+
+def video_controls(job: Job) -> Controls:
+    """The buttons on the delivered video itself: its requester or a moderator can delete it; anyone can ask
+    how it was made."""
+    return Controls(job.id, ("delete", "details"))
 
 
 def render_card(job: Job, ctx: CardContext | None = None) -> Card:
@@ -156,8 +204,8 @@ def render_card(job: Job, ctx: CardContext | None = None) -> Card:
         ("Options", f"{job.duration} s · {job.aspect_ratio} · {refs} reference image{'s' if refs != 1 else ''}"),
         *look_fields(job),
     ]
-    if ctx.remaining is not None and ctx.limit is not None:
-        fields.append(("Your quota", f"{ctx.remaining} of {ctx.limit} videos left"))
+    if ctx.allowance is not None:
+        fields.append(card_quota_field(ctx.allowance))
     fields.extend(ctx.extra.items())
     return Card(
         title=f"Video #{job.id}",
@@ -181,7 +229,8 @@ def delivery_marker(job: Job) -> str:
     return f"your video is ready (job #{job.id})"
 
 
-def _size(size: int) -> str:
+def file_size(size: int) -> str:
+    """Bytes in MiB, one decimal, the way Discord states its upload limits."""
     return f"{size / (1024 * 1024):.1f} MiB"
 
 
@@ -190,16 +239,20 @@ def video_message(job: Job) -> str:
 
 
 def link_message(job: Job, url: str, size: int | None, limit: int) -> str:
-    size_text = f" is {_size(size)}, which" if size else ""
+    size_text = f" is {file_size(size)}, which" if size else ""
     return (
         f"🎬 <@{job.user_id}> {delivery_marker(job)}. The file{size_text} is larger than this server's "
-        f"{_size(limit)} upload limit, so here is a link instead (it expires in a few days — save it): {url}"
+        f"{file_size(limit)} upload limit, so here is a link instead (it expires in a few days — save it): {url}"
     )
 
 
 def failure_message(job: Job) -> str:
-    if job.status is JobStatus.EXPIRED:
+    if job.status is JobStatus.EXPIRED and _never_approved(job):
+        reason = "No moderator approved it in time, so it was not made."
+    elif job.status is JobStatus.EXPIRED:
         reason = _FAILURE_TEXT[FailureKind.TIMEOUT]
+    elif job.failure_kind is FailureKind.REJECTED:
+        reason = f"A moderator rejected it ({rejection_reason(job)})"
     elif job.status is JobStatus.CANCELLED:
         reason = _FAILURE_TEXT[FailureKind.CANCELLED]
     else:
@@ -207,18 +260,15 @@ def failure_message(job: Job) -> str:
     return f"<@{job.user_id}> job #{job.id} did not produce a video. {reason} Your video was refunded."
 
 
-def quota_lines(quota: QuotaStatus) -> list[str]:
-    """The member's quota in words, for `/quota` and for refusals."""
-    window = quota.window_seconds / 3600
-    window_text = f"{window:g} hours" if window != 24 else "24 hours"
-    lines = [f"You have used **{quota.used}** of **{quota.limit}** videos in the last {window_text}."]
-    if quota.blocked:
-        reason = f": {escape_markdown(quota.block_reason)}" if quota.block_reason else "."
-        lines.append(f"A moderator has blocked you from starting videos{reason}")
-    if quota.next_free_at is not None:
-        lines.append(f"Your next video slot frees {_ts(quota.next_free_at)} ({_ts(quota.next_free_at, 'f')}).")
-    lines.append(f"Active jobs: {quota.active} of {quota.max_active} at once.")
-    return lines
+def approved_message(job: Job) -> str:
+    """In the thread when a moderator approves a video that waited for it."""
+    return f"✅ A moderator approved job #{job.id}; it is being made now."
+
+
+def removed_message(job: Job) -> str:
+    """In the thread when a delivered video was deleted (nobody is named or pinged; the mod-log names who)."""
+    by = "the member who asked for it" if job.removed_by == job.user_id else "a moderator"
+    return f"🗑️ The video of job #{job.id} was removed by {by}."
 
 
 # ---------------------------------------------------------------------- characters and styles
@@ -249,27 +299,3 @@ def cast_note(job: Job) -> str | None:
         f"In a prompt (a Remix, say) write `@{first}` or `{element_tag(1)}` to refer to {first}; "
         "the video service knows them by number."
     )
-
-
-def unavailable_message(unavailable: Unavailable) -> str:
-    """Why a video cannot start because Discord cannot give its images now; nothing was charged."""
-    problem, name = unavailable.problem, unavailable.character
-    if isinstance(problem, MediaGone):
-        if name is not None:
-            return (
-                f"The character **{name}** is gone: Discord no longer has its character sheet (the message holding "
-                "its images was deleted), so it is no longer offered. Save it again with "
-                "`/character create`. Nothing was charged."
-            )
-        return (
-            "Discord no longer has the reference images of this job, so it cannot be started again. "
-            "Run `/video` with the images attached. Nothing was charged."
-        )
-    what = f"the character sheet of **{name}**" if name is not None else "the reference images"
-    if isinstance(problem, MediaForbidden):
-        where = f" <#{problem.channel_id}>" if problem.channel_id else ""
-        return (
-            f"I cannot read the channel{where} that holds {what}: I am missing View Channel or Read Message "
-            "History there. Ask a moderator to give them back. Nothing was charged."
-        )
-    return f"Discord did not answer in time while I fetched {what}. Nothing was charged; try again in a moment."

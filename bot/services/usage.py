@@ -1,8 +1,10 @@
-"""The moderators' usage report: who spent what in a period, and what it cost — as lines for an embed and a CSV.
+"""The moderators' usage report: who spent what in a period, and what it cost — as lines for an embed and a CSV
+per member (and one per channel budget, when budgets were used).
 
-Built only from the store's `UsageRow`s, which come from the ledger and the jobs table, so every number in the
-report can be traced to ledger rows. The cost is an estimate: seconds of delivered video times the price per
-second a moderator configured (`/videomod price`); without a price there is no cost column value.
+Built only from the store's `UsageRow`s and `PoolUsageRow`s, which come from the ledger and the jobs table, so
+every number in the report can be traced to ledger rows. Two costs stand side by side: the estimate (seconds of
+delivered video times the price per second a moderator configured with `/videomod price`; without a price there
+is none) and the credits the provider reported for each job (`meta.usage.credits_used`, when it gave them).
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bot.storage import Store, UsageRow
+from bot.storage import PoolUsageRow, Store, UsageRow
 
-__all__ = ["UsageReport", "build_report", "report_csv", "summary_lines"]
+__all__ = ["UsageReport", "budgets_csv", "build_report", "report_csv", "summary_lines"]
 
 CSV_COLUMNS = (
     "user_id",
@@ -28,6 +30,21 @@ CSV_COLUMNS = (
     "cancelled",
     "seconds_delivered",
     "estimated_cost_usd",
+    "credits_used",
+    "removed",
+)
+BUDGET_CSV_COLUMNS = (
+    "channel_id",
+    "channel",
+    "budget_videos",
+    "period",
+    "drawn",
+    "refunds",
+    "net_drawn",
+    "delivered",
+    "seconds_delivered",
+    "estimated_cost_usd",
+    "credits_used",
 )
 
 
@@ -40,8 +57,10 @@ class UsageReport:
     until: float
     rows: tuple[UsageRow, ...]
     price_per_second: float | None
+    pools: tuple[PoolUsageRow, ...] = ()
+    """Every channel budget drawn from (or whose jobs ended) in the period; their jobs are in `rows` too."""
 
-    def cost(self, row: UsageRow) -> float | None:
+    def cost(self, row: UsageRow | PoolUsageRow) -> float | None:
         return None if self.price_per_second is None else row.seconds * self.price_per_second
 
     @property
@@ -58,14 +77,28 @@ class UsageReport:
 async def build_report(store: Store, guild_id: int, since: float, until: float) -> UsageReport:
     """Read the report for one guild; no other guild's rows can appear (the store filters by guild)."""
     rows = await store.quotas.usage(guild_id, since, until)
+    pools = await store.teams.pool_usage(guild_id, since, until)
     config = await store.guilds.get(guild_id)
     return UsageReport(
-        guild_id=guild_id, since=since, until=until, rows=tuple(rows), price_per_second=config.price_per_second
+        guild_id=guild_id,
+        since=since,
+        until=until,
+        rows=tuple(rows),
+        price_per_second=config.price_per_second,
+        pools=tuple(pools),
     )
 
 
 def _money(value: float | None) -> str:
     return "—" if value is None else f"${value:,.2f}"
+
+
+def _credits(value: float) -> str:
+    return f"{value:,.0f} credits"
+
+
+def _csv_number(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:.2f}"
 
 
 def summary_lines(report: UsageReport, name_of: Callable[[int], str], *, top: int = 15) -> list[str]:
@@ -80,7 +113,8 @@ def summary_lines(report: UsageReport, name_of: Callable[[int], str], *, top: in
             f" at ${report.price_per_second:g} per second of video."
             if report.price_per_second is not None
             else " (no price set: `/videomod price`)."
-        ),
+        )
+        + f" Credits used, as the video service reported them: **{_credits(totals.credits)}**.",
     ]
     if not report.rows:
         lines.append("Nobody started a video in this period.")
@@ -90,10 +124,23 @@ def summary_lines(report: UsageReport, name_of: Callable[[int], str], *, top: in
         cost = report.cost(row)
         lines.append(
             f"{name_of(row.user_id)} — {row.started} started, {row.delivered} delivered ({row.seconds} s), "
-            f"{row.failed} failed, {row.refunds} refunded" + (f", {_money(cost)}" if cost is not None else "")
+            f"{row.failed} failed, {row.refunds} refunded"
+            + (f", {_money(cost)}" if cost is not None else "")
+            + f", {_credits(row.credits)}"
         )
     if len(report.rows) > top:
         lines.append(f"…and {len(report.rows) - top} more in the CSV.")
+    if report.pools:
+        lines += ["", "Team budgets:"]
+        for pool in report.pools[:top]:
+            size = f"{pool.videos} per {pool.period.value}" if pool.videos is not None else "removed since"
+            cost = report.cost(pool)
+            lines.append(
+                f"<#{pool.channel_id}> ({size}) — {pool.draws} drawn, {pool.refunds} refunded, "
+                f"{pool.delivered} delivered ({pool.seconds} s)"
+                + (f", {_money(cost)}" if cost is not None else "")
+                + f", {_credits(pool.credits)}"
+            )
     return lines
 
 
@@ -119,6 +166,33 @@ def report_csv(report: UsageReport, names: Callable[[int], str] | None = None) -
                 row.cancelled,
                 row.seconds,
                 "" if cost is None else f"{cost:.2f}",
+                _csv_number(row.credits),
+                row.removed,
+            )
+        )
+    return buffer.getvalue().encode()
+
+
+def budgets_csv(report: UsageReport, channel_names: Callable[[int], str] | None = None) -> bytes:
+    """One row per channel budget (UTF-8, header row). Its jobs are also in the members' CSV: do not add both."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(BUDGET_CSV_COLUMNS)
+    for pool in report.pools:
+        cost = report.cost(pool)
+        writer.writerow(
+            (
+                pool.channel_id,
+                "" if channel_names is None else _csv_safe(channel_names(pool.channel_id)),
+                "" if pool.videos is None else pool.videos,
+                pool.period.value,
+                pool.draws,
+                pool.refunds,
+                pool.net_used,
+                pool.delivered,
+                pool.seconds,
+                "" if cost is None else f"{cost:.2f}",
+                _csv_number(pool.credits),
             )
         )
     return buffer.getvalue().encode()

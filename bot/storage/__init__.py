@@ -8,8 +8,8 @@
 
 or `async with await Store.open(url) as store:` or `async with open_store(url) as store:`.
 
-The repositories (`jobs`, `quotas`, `guilds`, `characters`, `styles`) are shared; `sqlite` and `postgres` are the
-two backends behind them (see `database.Database` and docs/storage.md).
+The repositories (`jobs`, `quotas`, `guilds`, `teams`, `characters`, `styles`) are shared; `sqlite` and `postgres`
+are the two backends behind them (see `database.Database` and docs/storage.md).
 """
 
 from __future__ import annotations
@@ -25,23 +25,30 @@ from bot.storage.database import Database
 from bot.storage.guilds import GuildRepository
 from bot.storage.jobs import JobRepository
 from bot.storage.models import (
+    BlockedWord,
+    ChannelPool,
     GuildConfig,
     JobNotFound,
     Lease,
     LedgerEntry,
     LedgerKind,
     NewJob,
+    PoolUsageRow,
     QuotaRequest,
     Refused,
     Reserved,
+    TeamChannel,
     UsageRow,
 )
 from bot.storage.quotas import QuotaRepository
 from bot.storage.styles import StyleRepository, TooManyStyles
+from bot.storage.teams import TeamRepository
 from bot.storage.url import Backend, DatabaseUrl
 
 __all__ = [
     "Backend",
+    "BlockedWord",
+    "ChannelPool",
     "DatabaseUrl",
     "GuildConfig",
     "JobNotFound",
@@ -50,10 +57,12 @@ __all__ = [
     "LedgerKind",
     "NewJob",
     "NotSaved",
+    "PoolUsageRow",
     "QuotaRequest",
     "Refused",
     "Reserved",
     "Store",
+    "TeamChannel",
     "TooManyStyles",
     "UsageRow",
     "open_store",
@@ -70,6 +79,7 @@ class Store:
         self.jobs = JobRepository(db, clock)
         self.quotas = QuotaRepository(db, clock)
         self.guilds = GuildRepository(db, clock)
+        self.teams = TeamRepository(db, clock)
         self.characters = CharacterRepository(db, clock)
         self.styles = StyleRepository(db, clock)
 

@@ -8,8 +8,8 @@ from enum import StrEnum
 from bot.domain.cast import Character, name_key
 from bot.domain.clock import Clock
 from bot.storage.database import Connection, Database, Row
+from bot.storage.ledger import append_ledger
 from bot.storage.models import LedgerKind
-from bot.storage.quotas import append_ledger
 
 __all__ = ["CharacterRepository", "NotSaved"]
 

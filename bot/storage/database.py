@@ -73,6 +73,11 @@ class Database(Protocol):
         """Inside a write: no other quota reservation of this member runs until this transaction ends."""
         ...
 
+    async def lock_pool(self, conn: Connection, pool_id: int) -> None:
+        """Inside a write, after `lock_member`: no other draw from this channel budget runs until this
+        transaction ends (always taken in that order, so two reservations never wait for each other in a cycle)."""
+        ...
+
     async def announce_job(self, conn: Connection, job_id: int) -> None:
         """Inside the write that created the job: wake the `JobSignal`s (delivered when the transaction commits)."""
         ...

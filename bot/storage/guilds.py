@@ -6,8 +6,8 @@ from typing import Any
 
 from bot.domain.clock import Clock
 from bot.storage.database import Database
+from bot.storage.ledger import append_ledger
 from bot.storage.models import GuildConfig, LedgerKind
-from bot.storage.quotas import append_ledger
 
 __all__ = ["GUILD_FIELDS", "GuildRepository"]
 

@@ -13,6 +13,7 @@ from typing import Any
 from bot.domain.cast import CastMember
 from bot.domain.clock import Clock
 from bot.domain.jobs import (
+    ACTIVE,
     REFUNDED_ON,
     TERMINAL,
     FailureKind,
@@ -22,8 +23,10 @@ from bot.domain.jobs import (
     check_transition,
 )
 from bot.storage.database import Database, JobSignal, Row
+from bot.storage.ledger import append_ledger
 from bot.storage.models import JobNotFound, Lease, LedgerKind, NewJob, QuotaRequest, Refused, Reserved
-from bot.storage.quotas import ACTIVE_SQL, after_reservation, append_ledger, quota_snapshot, refund_job
+from bot.storage.quotas import ACTIVE_SQL, after_reservation, quota_snapshot, refund_job
+from bot.storage.teams import pool_status, team_channel
 
 __all__ = ["UPDATABLE_FIELDS", "JobRepository", "job_from_row"]
 
@@ -36,11 +39,26 @@ UPDATABLE_FIELDS = frozenset(_JOB_FIELDS) - {
     "created_at",
     "updated_at",
     "delivery_nonce",
+    "free",
+    "pool_id",
+    "needs_approval",
 }
-"""What `transition(**fields)` and `update_fields(**fields)` may set. The rest identifies the job or is the
-store's own bookkeeping (status moves only through `transition`)."""
+"""What `transition(**fields)` and `update_fields(**fields)` may set. The rest identifies the job, is fixed when it
+is charged, or is the store's own bookkeeping (status moves only through `transition`)."""
 
-_TIME_FIELDS = ("created_at", "updated_at", "submitted_at", "provider_finished_at", "finished_at", "next_poll_at")
+_WORKED_SQL = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE - {JobStatus.AWAITING_APPROVAL}))
+"""The states the poller carries a job through (a job waiting for approval is only due at its deadline)."""
+
+_TIME_FIELDS = (
+    "created_at",
+    "updated_at",
+    "submitted_at",
+    "provider_finished_at",
+    "finished_at",
+    "next_poll_at",
+    "reviewed_at",
+    "removed_at",
+)
 
 
 def _column(name: str) -> str:
@@ -60,6 +78,10 @@ def job_from_row(row: Row) -> Job:
             values[name] = float(values[name])
     if values["failure_kind"] is not None:
         values["failure_kind"] = FailureKind(values["failure_kind"])
+    values["free"] = bool(values["free"])
+    values["needs_approval"] = bool(values["needs_approval"])
+    if values["credits_used"] is not None:
+        values["credits_used"] = float(values["credits_used"])
     return Job(**values)
 
 
@@ -103,24 +125,36 @@ class JobRepository:
         self._clock = clock
 
     async def create_reserved(self, new: NewJob, request: QuotaRequest) -> Reserved | Refused:
-        """Check block, window limit (with grants) and active-job limit, then insert the job and charge it.
+        """Check block, allowance and active-job limit, then insert the job and charge it.
 
-        One write transaction that first locks out every other reservation of this member (the backend's
-        `lock_member`): no other coroutine or process can reserve between this call's check and its insert, so
-        concurrent `/video` never exceed the limit.
+        The allowance is the channel's budget when it has one (the unit is drawn from the budget and the job
+        remembers which), otherwise the member's window limit with grants. In a channel with approvals the job
+        starts `awaiting_approval`, due only at its deadline (`request.approval_timeout` from now), when the
+        poller expires it unless a moderator approved it first.
+
+        One write transaction that first locks out every other reservation of this member, then every other draw
+        from the channel's budget (the backend's `lock_member`, `lock_pool`): no other coroutine or process can
+        reserve between this call's check and its insert, so concurrent `/video` never exceed either.
         """
         async with self._db.write() as conn:
             await self._db.lock_member(conn, new.guild_id, new.user_id)
-            now = self._clock()  # read after the lock: a reservation that waited sees the time it really ran
+            team = await team_channel(conn, new.guild_id, new.channel_id)
+            if team.pool is not None:
+                await self._db.lock_pool(conn, team.pool.pool_id)
+            now = self._clock()  # read after the locks: a reservation that waited sees the time it really ran
             quota, use_times = await quota_snapshot(conn, new.guild_id, new.user_id, request, now)
+            if team.pool is not None:
+                quota = dataclasses.replace(quota, pool=await pool_status(conn, team.pool, now))
             refusal = quota.refusal_for(charged=not new.free)
             if refusal is not None:
                 return Refused(quota=quota, refusal=refusal)
+            pool_id = team.pool.pool_id if team.pool is not None and not new.free else None
+            status = JobStatus.AWAITING_APPROVAL if team.approvals else JobStatus.QUEUED
             row = await conn.fetch_one(
                 'INSERT INTO jobs (guild_id, channel_id, user_id, prompt, duration, aspect_ratio, model, "references",'
-                " status, created_at, updated_at, delivery_nonce, next_poll_at, retry_of, free, role_ids,"
-                " characters, style_name, style_text)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                " status, created_at, updated_at, delivery_nonce, next_poll_at, retry_of, free, role_ids, pool_id,"
+                " needs_approval, characters, style_name, style_text)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 (
                     new.guild_id,
                     new.channel_id,
@@ -130,15 +164,17 @@ class JobRepository:
                     new.aspect_ratio,
                     new.model,
                     _to_sql("references", new.references),
-                    JobStatus.QUEUED.value,
+                    status.value,
                     now,
                     now,
                     # Discord accepts message nonces of at most 25 characters; 96 random bits are plenty unique.
                     uuid.uuid4().hex[:24],
-                    now,
+                    now + request.approval_timeout if team.approvals else now,
                     new.retry_of,
                     int(new.free),
                     _to_sql("role_ids", new.role_ids),
+                    pool_id,
+                    int(team.approvals),
                     _to_sql("characters", new.characters),
                     new.style_name,
                     new.style_text,
@@ -155,6 +191,7 @@ class JobRepository:
                 job_id=job.id,
                 reason=f"free retry of job {new.retry_of}" if new.free else None,
                 at=now,
+                pool_id=pool_id,
             )
             await self._db.announce_job(conn, job.id)
         return Reserved(job=job, quota=after_reservation(quota, use_times, now, free=new.free))
@@ -188,8 +225,9 @@ class JobRepository:
         """Move the job to `new` if it is in one of the `expected` states; None (and no change) otherwise.
 
         Raises InvalidTransition if any expected→new pair is not in the state machine, ValueError for fields
-        that cannot be set. Sets updated_at, finished_at when `new` is terminal, and — when `new` gives the
-        unit back — writes the refund in the same transaction, so a crash cannot leave a failed job charged.
+        that cannot be set. Sets updated_at, finished_at when the job ends (a removal keeps the delivery's), and —
+        when `new` gives the unit back — writes the refund in the same transaction, so a crash cannot leave a
+        failed job charged; the refund goes to where the charge came from (the member's quota or a budget).
         `actor_id` is the member or moderator who caused the change (a Cancel button); it goes on the refund row.
         """
         olds = [JobStatus(expected)] if isinstance(expected, str) else [JobStatus(s) for s in expected]
@@ -201,7 +239,7 @@ class JobRepository:
         async with self._db.write() as conn:
             now = self._clock()
             values = {"status": new.value, "updated_at": now, **values}
-            if new in TERMINAL:
+            if new in TERMINAL and not any(old in TERMINAL for old in olds):
                 values.setdefault("finished_at", now)
             sets = ", ".join(f"{_column(name)} = ?" for name in values)
             marks = ", ".join("?" for _ in olds)
@@ -245,9 +283,10 @@ class JobRepository:
         return float(row["at"]) if row is not None and row["at"] is not None else None
 
     async def unfinished(self) -> list[Job]:
-        """Every job not yet in a terminal state, oldest first (start-up recovery)."""
+        """Every job the poller is carrying to an end, oldest first (start-up recovery). Jobs waiting for a
+        moderator's approval are left out: nothing of theirs is in flight, and they keep their deadline."""
         async with self._db.read() as conn:
-            rows = await conn.fetch_all(f"SELECT * FROM jobs WHERE status IN ({ACTIVE_SQL}) ORDER BY id")
+            rows = await conn.fetch_all(f"SELECT * FROM jobs WHERE status IN ({_WORKED_SQL}) ORDER BY id")
         return [job_from_row(r) for r in rows]
 
     async def recent_durations(self, model: str, duration: int, limit: int = 20) -> list[float]:

@@ -8,18 +8,23 @@ from typing import ClassVar
 
 from bot.domain.cast import CastMember
 from bot.domain.jobs import Job, Reference
+from bot.domain.pools import Period
 from bot.domain.quotas import QuotaStatus, Refusal
 
 __all__ = [
+    "BlockedWord",
+    "ChannelPool",
     "GuildConfig",
     "JobNotFound",
     "Lease",
     "LedgerEntry",
     "LedgerKind",
     "NewJob",
+    "PoolUsageRow",
     "QuotaRequest",
     "Refused",
     "Reserved",
+    "TeamChannel",
     "UsageRow",
 ]
 
@@ -53,13 +58,15 @@ class QuotaRequest:
     fallback_limit: int
     max_active: int
     role_ids: tuple[int, ...] = ()
+    approval_timeout: float = 1800.0
+    """How long a job in a channel with approvals may wait for a moderator (JOB_TIMEOUT_SECONDS)."""
 
 
 @dataclass(frozen=True)
 class Reserved:
     job: Job
     quota: QuotaStatus
-    """The member's quota after this reservation."""
+    """The member's quota after this reservation (with the channel's budget, when the job drew from one)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,9 @@ class LedgerEntry:
     reason: str | None
     at: float
     detail: str | None = None
+    pool_id: int | None = None
+    """On `reserve` and `refund` rows: the channel budget charged or refunded (None: the member's own quota); on a
+    `guild_setting` row that set or removed a budget: that budget."""
 
 
 @dataclass(frozen=True)
@@ -129,9 +139,10 @@ class GuildConfig:
 class UsageRow:
     """One member's activity in a period, for the moderators' usage report.
 
-    `started`/`charged` and `refunds` count ledger rows dated in the period; `delivered`, `failed`,
-    `cancelled` and `seconds` count jobs that finished in the period. `seconds` is the requested duration of
-    every delivered video, the unit the provider bills by.
+    `started`/`charged` and `refunds` count ledger rows dated in the period (a draw from a channel budget is
+    charged too); `delivered`, `failed`, `cancelled`, `removed`, `seconds` and `credits` count jobs that
+    finished in the period. `seconds` is the requested duration of every delivered video (removed ones too:
+    they were made), the unit the provider bills by; `credits` is what the provider reported the jobs cost.
     """
 
     user_id: int
@@ -142,8 +153,20 @@ class UsageRow:
     failed: int
     cancelled: int
     seconds: int
+    removed: int = 0
+    credits: float = 0.0
 
-    COUNTS: ClassVar[tuple[str, ...]] = ("started", "charged", "refunds", "delivered", "failed", "cancelled", "seconds")
+    COUNTS: ClassVar[tuple[str, ...]] = (
+        "started",
+        "charged",
+        "refunds",
+        "delivered",
+        "failed",
+        "cancelled",
+        "seconds",
+        "removed",
+        "credits",
+    )
     """Every counter field (all but `user_id`), for code that fills or adds them up by name."""
 
     @property
@@ -164,3 +187,55 @@ class JobNotFound(LookupError):
     def __init__(self, job_id: int) -> None:
         super().__init__(f"no job with id {job_id}")
         self.job_id = job_id
+
+
+@dataclass(frozen=True)
+class ChannelPool:
+    """A channel's shared budget as moderators set it (`/videomod budget`)."""
+
+    pool_id: int
+    guild_id: int
+    channel_id: int
+    videos: int
+    period: Period
+
+
+@dataclass(frozen=True)
+class TeamChannel:
+    """What moderators set up for one channel: a shared budget, approvals."""
+
+    guild_id: int
+    channel_id: int
+    pool: ChannelPool | None = None
+    approvals: bool = False
+
+
+@dataclass(frozen=True)
+class BlockedWord:
+    """A word or phrase prompts may not contain: `text` as the moderator typed it, `phrase` folded for matching."""
+
+    phrase: str
+    text: str
+    added_by: int
+    added_at: float
+
+
+@dataclass(frozen=True)
+class PoolUsageRow:
+    """One channel budget's activity in a period, for the usage report: draws and refunds by ledger date,
+    outcomes of the jobs charged to it by finish date (as in `UsageRow`)."""
+
+    pool_id: int
+    channel_id: int
+    videos: int | None
+    """Its size now (None: removed since)."""
+    period: Period
+    draws: int
+    refunds: int
+    delivered: int
+    seconds: int
+    credits: float
+
+    @property
+    def net_used(self) -> int:
+        return self.draws - self.refunds

@@ -6,7 +6,8 @@ Transactions run at READ COMMITTED, PostgreSQL's default, and each guarantee is 
   makes the second one wait and then re-check its WHERE against the committed row, so exactly one wins; the
   transition trigger refuses anything outside the state machine.
 - A refund is an `INSERT … ON CONFLICT DO NOTHING` against a unique index on the job's refund row.
-- A quota reservation (check the window, then insert) holds a transaction-scoped advisory lock on the member.
+- A quota reservation (check the window, then insert) holds a transaction-scoped advisory lock on the member
+  (and, in a channel with a shared budget, then one on the budget).
   The check reads several tables (ledger, jobs, member and role settings), so there is no one row to lock with
   `FOR UPDATE`, and a member's first reservation has no row at all yet. SERIALIZABLE would be correct too, but
   under a burst (fifty clicks at once) most transactions would fail and have to retry; the advisory lock
@@ -45,6 +46,7 @@ JOBS_CHANNEL = "reelbot_jobs"
 # another or with single-bigint advisory locks other software on the same database may take.
 _LOCK_MIGRATIONS = 0x52420001
 _LOCK_MEMBER_QUOTA = 0x52420002
+_LOCK_POOL = 0x52420003
 
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|\?")
 
@@ -67,6 +69,10 @@ def to_numbered(sql: str) -> str:
 def _member_key(guild_id: int, user_id: int) -> int:
     digest = hashlib.blake2b(f"{guild_id}:{user_id}".encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big", signed=True)  # two members sharing a key only wait for each other
+
+
+def _pool_key(pool_id: int) -> int:
+    return (pool_id & 0x7FFFFFFF) - (pool_id & 0x80000000)  # the low 32 bits as a signed integer
 
 
 class DatabaseUnavailable(ConnectionError):
@@ -167,6 +173,10 @@ class PostgresDatabase:
     async def lock_member(self, conn: Connection, guild_id: int, user_id: int) -> None:
         await conn.execute("SELECT pg_advisory_xact_lock(?, ?)", (_LOCK_MEMBER_QUOTA, _member_key(guild_id, user_id)))
 
+    async def lock_pool(self, conn: Connection, pool_id: int) -> None:
+        # Members drawing from one budget queue here, as one member's reservations queue on `lock_member`.
+        await conn.execute("SELECT pg_advisory_xact_lock(?, ?)", (_LOCK_POOL, _pool_key(pool_id)))
+
     async def announce_job(self, conn: Connection, job_id: int) -> None:
         # NOTIFY inside the transaction is delivered at commit, and not at all after a rollback.
         await conn.execute("SELECT pg_notify(?, ?)", (JOBS_CHANNEL, str(job_id)))
@@ -214,7 +224,7 @@ class PostgresDatabase:
                 if rows:
                     await conn.copy_records_to_table(name, records=rows, columns=list(columns))
             await conn.execute("ALTER TABLE jobs ENABLE TRIGGER jobs_insert_queued")
-            for name in ("jobs", "quota_ledger"):
+            for name in ("channel_pools", "jobs", "quota_ledger"):
                 await conn.execute(
                     f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), COALESCE(MAX(id), 0) + 1, false)"
                     f" FROM {name}"

@@ -7,7 +7,6 @@ current values; each change to them is also a ledger row with the actor and the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
@@ -15,54 +14,15 @@ from typing import Any
 from bot.domain.clock import Clock
 from bot.domain.jobs import ACTIVE
 from bot.domain.quotas import QuotaStatus, next_free_at, resolve_limit
-from bot.storage.database import Connection, Database, Row
+from bot.storage.database import Connection, Database
+from bot.storage.ledger import append_ledger, ledger_entry
 from bot.storage.models import LedgerEntry, LedgerKind, QuotaRequest, UsageRow
+from bot.storage.teams import pool_status, team_channel
 
-__all__ = ["QuotaRepository", "append_ledger", "compute_status", "refund_job"]
+__all__ = ["ACTIVE_SQL", "QuotaRepository", "compute_status", "quota_snapshot", "refund_job"]
 
 ACTIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))
 """The ACTIVE statuses as an SQL list, for `status IN (...)`."""
-
-
-async def append_ledger(
-    conn: Connection,
-    *,
-    guild_id: int,
-    kind: LedgerKind,
-    at: float,
-    user_id: int | None = None,
-    role_id: int | None = None,
-    amount: int | None = None,
-    job_id: int | None = None,
-    actor_id: int | None = None,
-    reason: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> LedgerEntry:
-    """Insert one ledger row inside the caller's transaction and return it."""
-    detail_text = json.dumps(detail, sort_keys=True) if detail is not None else None
-    row = await conn.fetch_one(
-        "INSERT INTO quota_ledger (guild_id, user_id, role_id, kind, amount, job_id, actor_id, reason, detail, at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-        (guild_id, user_id, role_id, kind.value, amount, job_id, actor_id, reason, detail_text, at),
-    )
-    assert row is not None  # INSERT ... RETURNING always yields the row
-    return _entry(row)
-
-
-def _entry(row: Row) -> LedgerEntry:
-    return LedgerEntry(
-        id=row["id"],
-        guild_id=row["guild_id"],
-        user_id=row["user_id"],
-        role_id=row["role_id"],
-        kind=LedgerKind(row["kind"]),
-        amount=row["amount"],
-        job_id=row["job_id"],
-        actor_id=row["actor_id"],
-        reason=row["reason"],
-        at=float(row["at"]),
-        detail=row["detail"],
-    )
 
 
 async def compute_status(
@@ -78,12 +38,14 @@ def after_reservation(status: QuotaStatus, use_times: list[float], now: float, *
     right after the insert, worked out without reading it all again."""
     if free:
         return replace(status, active=status.active + 1)
+    if status.pool is not None:  # the channel's budget paid: the member's own quota is untouched
+        return replace(status, active=status.active + 1, pool=replace(status.pool, used=status.pool.used + 1))
     uses = [*use_times, now]
     return replace(
         status,
         used=status.used + 1,
         active=status.active + 1,
-        next_free_at=next_free_at(uses, status.limit + status.granted, status.window_seconds),
+        next_free_at=next_free_at(uses, status.own.total, status.window_seconds),
     )
 
 
@@ -119,7 +81,8 @@ async def quota_snapshot(
     window = request.window_seconds
     uses = await conn.fetch_all(
         "SELECT l.at FROM quota_ledger AS l"
-        " WHERE l.guild_id = ? AND l.user_id = ? AND l.kind = 'reserve' AND l.id > ? AND l.at + ? > ?"
+        " WHERE l.guild_id = ? AND l.user_id = ? AND l.kind = 'reserve' AND l.pool_id IS NULL"
+        " AND l.id > ? AND l.at + ? > ?"
         " AND NOT EXISTS (SELECT 1 FROM quota_ledger AS r WHERE r.kind = 'refund' AND r.job_id = l.job_id)",
         (guild_id, user_id, reset_id, window, now),
     )
@@ -142,17 +105,16 @@ async def quota_snapshot(
         max_active=request.max_active,
         blocked=bool(member["blocked"]) if member else False,
         block_reason=member["block_reason"] if member else None,
-        next_free_at=next_free_at(use_times, limit + granted, window),
         granted=granted,
     )
-    return status, use_times
+    return replace(status, next_free_at=next_free_at(use_times, status.own.total, window)), use_times
 
 
 async def refund_job(conn: Connection, job_id: int, *, reason: str, now: float, actor_id: int | None = None) -> bool:
     """Give back the unit a job was charged, inside the caller's transaction. False if there is nothing to give
     back: the job was free, never charged, or already refunded."""
     reserve = await conn.fetch_one(
-        "SELECT guild_id, user_id FROM quota_ledger WHERE job_id = ? AND kind = 'reserve'", (job_id,)
+        "SELECT guild_id, user_id, pool_id FROM quota_ledger WHERE job_id = ? AND kind = 'reserve'", (job_id,)
     )
     if reserve is None:
         return False
@@ -160,10 +122,11 @@ async def refund_job(conn: Connection, job_id: int, *, reason: str, now: float, 
     # refunding the same job at the same moment) into "nothing inserted" instead of an error, which on
     # PostgreSQL would also abort the caller's whole transaction.
     row = await conn.fetch_one(
-        "INSERT INTO quota_ledger (guild_id, user_id, kind, amount, job_id, actor_id, reason, at)"
-        " VALUES (?, ?, 'refund', 1, ?, ?, ?, ?)"
+        "INSERT INTO quota_ledger (guild_id, user_id, kind, amount, job_id, actor_id, reason, at, pool_id)"
+        " VALUES (?, ?, 'refund', 1, ?, ?, ?, ?, ?)"
         " ON CONFLICT (job_id) WHERE kind = 'refund' DO NOTHING RETURNING id",
-        (reserve["guild_id"], reserve["user_id"], job_id, actor_id, reason, now),
+        # Back to where the charge came from: the pool named on the reserve row, whatever became of it since.
+        (reserve["guild_id"], reserve["user_id"], job_id, actor_id, reason, now, reserve["pool_id"]),
     )
     return row is not None
 
@@ -175,9 +138,20 @@ class QuotaRepository:
         self._db = db
         self._clock = clock
 
-    async def status(self, guild_id: int, user_id: int, request: QuotaRequest) -> QuotaStatus:
+    async def status(
+        self, guild_id: int, user_id: int, request: QuotaRequest, *, channel_id: int | None = None
+    ) -> QuotaStatus:
+        """The member's quota now; with `channel_id`, also that channel's budget when it has one (videos started
+        there draw from the budget instead)."""
         async with self._db.read() as conn:
-            return await compute_status(conn, guild_id, user_id, request, self._clock())
+            now = self._clock()
+            status = await compute_status(conn, guild_id, user_id, request, now)
+            if channel_id is None:
+                return status
+            team = await team_channel(conn, guild_id, channel_id)
+            if team.pool is None:
+                return status
+            return replace(status, pool=await pool_status(conn, team.pool, now))
 
     async def refund(self, job_id: int, reason: str, *, actor_id: int | None = None) -> bool:
         """Refund a job's unit now. True if refunded by this call; a second call returns False and writes nothing."""
@@ -355,7 +329,7 @@ class QuotaRepository:
             params.append(limit)
         async with self._db.read() as conn:
             rows = await conn.fetch_all(sql, params)
-        return [_entry(r) for r in reversed(rows)]
+        return [ledger_entry(r) for r in reversed(rows)]
 
     async def usage(self, guild_id: int, since: float, until: float) -> list[UsageRow]:
         """Per member activity in [since, until), busiest (most seconds delivered) first."""
@@ -371,14 +345,16 @@ class QuotaRepository:
             )
             job_rows = await conn.fetch_all(
                 "SELECT user_id,"
-                " SUM(CASE WHEN status = 'delivered' THEN 1 ELSE 0 END) AS delivered,"
+                " SUM(CASE WHEN status IN ('delivered', 'removed') THEN 1 ELSE 0 END) AS delivered,"
                 " SUM(CASE WHEN status IN ('failed', 'expired') THEN 1 ELSE 0 END) AS failed,"
                 " SUM(CASE WHEN status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled,"
-                " SUM(CASE WHEN status = 'delivered' THEN duration ELSE 0 END) AS seconds"
+                " SUM(CASE WHEN status IN ('delivered', 'removed') THEN duration ELSE 0 END) AS seconds,"
+                " SUM(CASE WHEN status = 'removed' THEN 1 ELSE 0 END) AS removed,"
+                " COALESCE(SUM(credits_used), 0) AS credits"
                 " FROM jobs WHERE guild_id = ? AND finished_at >= ? AND finished_at < ? GROUP BY user_id",
                 (guild_id, since, until),
             )
-        counts: dict[int, dict[str, int]] = {}
+        counts: dict[int, dict[str, Any]] = {}
         for row in ledger_rows:
             counts.setdefault(row["user_id"], {}).update(
                 started=int(row["started"]), charged=int(row["charged"]), refunds=int(row["refunds"])
@@ -389,6 +365,8 @@ class QuotaRepository:
                 failed=int(row["failed"]),
                 cancelled=int(row["cancelled"]),
                 seconds=int(row["seconds"]),
+                removed=int(row["removed"]),
+                credits=float(row["credits"]),
             )
         result = [UsageRow(user_id=uid, **{f: c.get(f, 0) for f in UsageRow.COUNTS}) for uid, c in counts.items()]
         result.sort(key=lambda r: (-r.seconds, -r.started, r.user_id))

@@ -57,6 +57,22 @@ def _strip_comments(sql: str) -> str:
     return "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
 
 
+async def _enable_wal(conn: aiosqlite.Connection) -> None:
+    """Switch the file to WAL (a no-op once it is). On a new file the switch needs a lock that SQLite's busy
+    handler does not wait for: while another process starting at the same moment holds the file, SQLite answers
+    "database is locked" at once. So wait here, as long as `busy_timeout` would."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or loop.time() >= deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
 class _Conn:
     """`Connection` over aiosqlite. `execute_fetchall` runs a statement and reads its rows in one trip to
     aiosqlite's thread; a cursor would take three (execute, fetch, close), and those trips, not SQLite, are most
@@ -97,7 +113,7 @@ class SqliteDatabase:
         try:
             conn.row_factory = aiosqlite.Row
             await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await conn.execute("PRAGMA journal_mode = WAL")
+            await _enable_wal(conn)
             # NORMAL is safe in WAL mode (a power cut may lose the last commits, never corrupt the file).
             await conn.execute("PRAGMA synchronous = NORMAL")
             await conn.execute("PRAGMA foreign_keys = ON")
@@ -123,19 +139,33 @@ class SqliteDatabase:
 
         The version is re-read after `BEGIN IMMEDIATE`, so two processes starting together apply each
         migration once.
+
+        Foreign keys are off while migrating, as SQLite's documentation asks for a table rebuild (a new table,
+        the rows copied, the old one dropped and the new one renamed; dropping a referenced table would
+        otherwise fail). The switch cannot be made inside a transaction, so it is made around them, and each
+        migration checks every foreign key itself before it commits.
         """
         version = 0
-        for migration in migrations:
-            async with self.write() as conn:
-                version = await self._user_version()
-                if migration.version <= version:
-                    continue
-                log.info("applying database migration %s", migration.name)
-                for statement in split_statements(migration.sql):
-                    await conn.execute(statement)
-                # PRAGMA takes no parameters; the value is an int we produced.
-                await conn.execute(f"PRAGMA user_version = {int(migration.version)}")
-                version = migration.version
+        await self._conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            for migration in migrations:
+                async with self.write() as conn:
+                    version = await self._user_version()
+                    if migration.version <= version:
+                        continue
+                    log.info("applying database migration %s", migration.name)
+                    for statement in split_statements(migration.sql):
+                        await conn.execute(statement)
+                    broken = await conn.fetch_all("PRAGMA foreign_key_check")
+                    if broken:
+                        raise sqlite3.IntegrityError(
+                            f"migration {migration.name} leaves {len(broken)} broken foreign key(s)"
+                        )
+                    # PRAGMA takes no parameters; the value is an int we produced.
+                    await conn.execute(f"PRAGMA user_version = {int(migration.version)}")
+                    version = migration.version
+        finally:
+            await self._conn.execute("PRAGMA foreign_keys = ON")
         async with self.read():
             return await self._user_version()
 
@@ -176,6 +206,9 @@ class SqliteDatabase:
 
     async def lock_member(self, conn: Connection, guild_id: int, user_id: int) -> None:
         """Nothing to do: `BEGIN IMMEDIATE` already made this transaction the file's only writer."""
+
+    async def lock_pool(self, conn: Connection, pool_id: int) -> None:
+        """Nothing to do either: the same write lock covers a channel budget."""
 
     async def announce_job(self, conn: Connection, job_id: int) -> None:
         # Only this process's signals can hear it: another process on the same file finds the job by polling.

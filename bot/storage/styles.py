@@ -9,8 +9,8 @@ from bot.domain.cast import name_key
 from bot.domain.clock import Clock
 from bot.domain.styles import MAX_STYLES, ChannelDefaults, Style
 from bot.storage.database import Connection, Database, Row
+from bot.storage.ledger import append_ledger
 from bot.storage.models import LedgerKind
-from bot.storage.quotas import append_ledger
 
 __all__ = ["StyleRepository", "TooManyStyles"]
 

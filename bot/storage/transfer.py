@@ -2,9 +2,10 @@
 `DATABASE_URL` naming the (empty) PostgreSQL database.
 
 Both databases are first brought to the latest schema, so they have the same tables and columns (the two
-migration folders are kept in step). Every row is copied with its id: jobs (a Retry points at an earlier job, so
-they go in id order), then the ledger that points at them, then the settings and `meta`. Buttons already posted
-in Discord carry job ids, so those ids must not change.
+migration folders are kept in step). Every row is copied with its id: channel budgets (jobs and ledger rows point
+at them), jobs (a Retry points at an earlier job, so they go in id order), then the ledger that points at them,
+then the settings, approvals, blocked words, characters, styles, channel defaults and `meta`. Buttons already
+posted in Discord carry job ids, so those ids must not change.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from bot.storage.url import Backend, DatabaseUrl
 __all__ = ["TABLES", "TargetNotEmpty", "move_store"]
 
 TABLES = (
+    "channel_pools",
     "jobs",
     "quota_ledger",
     "member_quota",
     "role_quota",
     "guild_settings",
     "guild_channels",
+    "channel_approvals",
+    "blocked_words",
     "characters",
     "styles",
     "channel_defaults",
