@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from bot.domain.cast import MAX_ANGLES, CastMember, Character, clean_name, name_key, name_problem
 from bot.domain.text import escape_markdown, shorten
 from bot.domain.validation import ImageMeta, image_problems
+from bot.domain.words import blocked_phrase
 from bot.services.media import MediaGone, MediaHost, MediaProblem, Unavailable
 from bot.storage import NotSaved, Store
 
@@ -92,6 +93,9 @@ class CharacterLibrary:
         problem = name_problem(clean_name(new.name))
         if problem:
             problems.append(problem)
+        elif blocked_phrase(new.name, [w.phrase for w in await self._store.teams.words(new.guild_id)]):
+            # The name goes on the public sheet and on every card using it; never repeat the word back.
+            problems.append("The name has a word or phrase this server does not allow. Choose another name.")
         labels = ["Front view", *(f"Angle {n}" for n in range(1, len(new.images)))]
         for image, label in zip(new.images, labels, strict=True):
             problems.extend(image_problems(image, label))
