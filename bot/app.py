@@ -23,6 +23,7 @@ from bot.services.ports import ChatPort
 from bot.services.tasks import BackgroundTasks
 from bot.settings import Settings
 from bot.storage import Store
+from bot.traffic.discord import DiscordScheduler
 
 __all__ = ["EXTENSIONS", "Reelbot", "StartupOptions", "reply_ephemeral"]
 
@@ -61,22 +62,29 @@ class Reelbot(commands.Bot):
         poller_factory: Callable[[ChatPort], Poller],
         options: StartupOptions | None = None,
         metrics: Metrics | None = None,
+        traffic: DiscordScheduler | None = None,
     ) -> None:
         # Only the guilds intent: the guild cache gives channels, roles and the boost tier (upload limit).
         # No privileged intents; interactions carry the member and their roles.
         intents = discord.Intents.none()
         intents.guilds = True
+        extra: dict[str, Any] = {"http_trace": traffic.trace_config()} if traffic is not None else {}
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
+            **extra,
         )
+        # Every bot-token REST request waits for its turn in the scheduler (interaction responses never do).
+        self.traffic = traffic
+        if traffic is not None:
+            traffic.install(self.http)
         self.settings = settings
         self.store = store
         self.intake = intake
         self.metrics = metrics or Metrics()  # scraped only when METRICS_PORT is set
-        self.chat = DiscordChat(self)
+        self.chat = DiscordChat(self, traffic)
         self.poller: Poller = poller_factory(self.chat)
         # Status changes become the `job_changed` event, so cogs (mod-log, card buttons) can follow jobs.
         self.poller.add_listener(self._dispatch_job_changed)
@@ -112,6 +120,8 @@ class Reelbot(commands.Bot):
     async def close(self) -> None:
         await self.poller.stop()
         await self._tasks.cancel_all(within=5.0)
+        if self.traffic is not None:
+            await self.traffic.close(grace=3.0)  # the cards' last edits
         await super().close()
 
     async def on_app_command_error(

@@ -2,12 +2,16 @@
 
 Every call here uses the bot's own channel API, never an interaction token, so results that arrive hours
 after the command (interaction tokens die after 15 minutes) are still delivered and the card still updates.
+Every call needs only ids (no gateway cache), so a process without a gateway connection can make them too.
 Mentions are opt-in: only the requester is ever pinged.
+
+Each call says how urgent it is to the Discord scheduler (`bot.traffic.discord`): deliveries, threads and
+notices go first; card edits go last and are coalesced, only a card's latest state being sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import discord
@@ -15,6 +19,7 @@ from discord.http import Route
 
 from bot.services.ports import ChatError
 from bot.services.presenter import Card
+from bot.traffic.discord import DiscordScheduler, Priority, priority
 
 __all__ = ["DiscordChat", "card_embed"]
 
@@ -42,14 +47,15 @@ def _chat_error(exc: discord.HTTPException) -> ChatError:
     # not heal by retrying; everything else (5xx after discord.py's own retries, odd 4xx) may.
     permanent = exc.status in (400, 403, 404, 413)
     message = f"Discord answered {exc.status} (code {exc.code}): {exc.text}"
-    return ChatError(message, permanent=permanent, status=exc.status)
+    return ChatError(message, permanent=permanent, status=exc.status, code=exc.code or None)
 
 
 class DiscordChat:
     """`ChatPort` over a logged-in discord.py client."""
 
-    def __init__(self, client: discord.Client) -> None:
+    def __init__(self, client: discord.Client, scheduler: DiscordScheduler | None = None) -> None:
         self._client = client
+        self._scheduler = scheduler  # None: card edits are sent at once, uncoalesced
         self.card_view: Callable[[Card], discord.ui.View] | None = None
         """Builds a card's buttons from `card.actions` (set by the controls cog); None leaves them as they are."""
 
@@ -68,10 +74,11 @@ class DiscordChat:
         self, thread_id: int, content: str, path: Path, filename: str, *, nonce: str, mention_user_id: int
     ) -> int:
         try:
-            file = discord.File(path, filename=filename)
-            message = await self._channel(thread_id).send(
-                content, file=file, nonce=nonce, allowed_mentions=_only(mention_user_id)
-            )
+            with priority(Priority.URGENT):
+                file = discord.File(path, filename=filename)
+                message = await self._channel(thread_id).send(
+                    content, file=file, nonce=nonce, allowed_mentions=_only(mention_user_id)
+                )
         except discord.HTTPException as exc:
             raise _chat_error(exc) from None
         return message.id
@@ -79,10 +86,11 @@ class DiscordChat:
     async def post_text(self, thread_id: int, content: str, *, nonce: str | None, mention_user_id: int) -> int:
         try:
             channel = self._channel(thread_id)
-            if nonce:
-                message = await channel.send(content, nonce=nonce, allowed_mentions=_only(mention_user_id))
-            else:
-                message = await channel.send(content, allowed_mentions=_only(mention_user_id))
+            with priority(Priority.URGENT):
+                if nonce:
+                    message = await channel.send(content, nonce=nonce, allowed_mentions=_only(mention_user_id))
+                else:
+                    message = await channel.send(content, allowed_mentions=_only(mention_user_id))
         except discord.HTTPException as exc:
             raise _chat_error(exc) from None
         return message.id
@@ -90,20 +98,45 @@ class DiscordChat:
     async def find_message(self, thread_id: int, contains: str) -> int | None:
         me = self._client.user
         try:
-            async for message in self._channel(thread_id).history(limit=50):
-                if (me is None or message.author.id == me.id) and contains in message.content:
-                    return message.id
+            with priority(Priority.URGENT):
+                async for message in self._channel(thread_id).history(limit=50):
+                    if (me is None or message.author.id == me.id) and contains in message.content:
+                        return message.id
         except discord.HTTPException as exc:
             raise _chat_error(exc) from None
         return None
 
-    async def update_card(self, channel_id: int, message_id: int, card: Card) -> None:
+    async def start_thread(self, channel_id: int, message_id: int, name: str) -> int:
         try:
-            message = self._channel(channel_id).get_partial_message(message_id)
+            with priority(Priority.URGENT):
+                data = await self._client.http.start_thread_with_message(
+                    channel_id, message_id, name=name, auto_archive_duration=1440
+                )
+        except discord.HTTPException as exc:
+            raise _chat_error(exc) from None
+        return int(data["id"])
+
+    async def update_card(self, channel_id: int, message_id: int, render: Callable[[], Awaitable[Card]]) -> None:
+        """Coalesced: returns at once; the card is rendered and sent when the scheduler gives it its turn, and a
+        newer edit of the same card replaces one still waiting. Failures are logged by the scheduler."""
+        message = self._channel(channel_id).get_partial_message(message_id)
+
+        async def send() -> None:
+            card = await render()
             if self.card_view is not None:
                 await message.edit(embed=card_embed(card), view=self.card_view(card))
             else:
                 await message.edit(embed=card_embed(card))
+
+        if self._scheduler is not None:
+            route = Route(
+                "PATCH", "/channels/{channel_id}/messages/{message_id}", channel_id=channel_id, message_id=message_id
+            )
+            self._scheduler.coalesce(("card", message_id), route, send)
+            return
+        try:
+            with priority(Priority.CARD):
+                await send()
         except discord.HTTPException as exc:
             raise _chat_error(exc) from None
 

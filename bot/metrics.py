@@ -252,6 +252,21 @@ class Metrics:
         self.health = r.gauge(
             "reelbot_health_check", "1 when the /healthz check passes, else 0 (read at scrape time).", ("check",)
         )
+        # Traffic control (bot.traffic): what Discord and the provider let through.
+        self.discord_rate_limited = r.counter(
+            "reelbot_discord_rate_limited_total",
+            "429 answers from Discord, by scope (user, shared, global).",
+            ("scope",),
+        )
+        self.discord_waiting = r.gauge(
+            "reelbot_discord_waiting_requests", "Discord requests waiting for their turn (read at scrape time)."
+        )
+        self.provider_pace = r.gauge(
+            "reelbot_provider_pace", "Requests per second the provider pacer allows now (read at scrape time)."
+        )
+        self.provider_waiting = r.gauge(
+            "reelbot_provider_waiting_requests", "Provider requests waiting for their turn (read at scrape time)."
+        )
 
     def set_job_counts(self, counts: Mapping[Any, int]) -> None:
         """Replace the jobs-by-state gauge with fresh counts from the store."""

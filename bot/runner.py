@@ -34,6 +34,9 @@ from bot.services.ports import ChatPort
 from bot.services.presenter import CardContext
 from bot.settings import Settings
 from bot.storage import Store
+from bot.traffic.discord import DiscordScheduler
+from bot.traffic.provider import PacerConfig, ProviderPacer
+from bot.traffic.state import LocalTrafficState
 
 __all__ = ["assemble", "run_bot", "run_migrate", "run_sync", "serve"]
 
@@ -68,6 +71,17 @@ async def assemble(
                 ),
             )
             config = PollerConfig.from_settings(settings, media_dir(settings))
+            # One traffic state for the Discord scheduler and the provider pacer (in this process).
+            traffic_state = LocalTrafficState()
+            traffic = DiscordScheduler(
+                traffic_state,
+                per_second=settings.discord_requests_per_second,
+                on_rate_limited=lambda scope: metrics.discord_rate_limited.inc(scope=scope),
+            )
+            pacer = ProviderPacer(
+                traffic_state,
+                PacerConfig(cap=settings.provider_requests_per_second, max_in_flight=config.max_concurrency),
+            )
 
             async def card_context(job: Job) -> CardContext:
                 # The member's roles were stored with the job, so the card keeps showing their real allowance.
@@ -84,6 +98,7 @@ async def assemble(
                     clock=clock,
                     on_change=job_observer(metrics, store.jobs.is_free),
                     card_context=card_context,
+                    pacer=pacer,
                 )
 
             bot = Reelbot(
@@ -93,6 +108,7 @@ async def assemble(
                 poller_factory=make_poller,
                 options=options,
                 metrics=metrics,
+                traffic=traffic,
             )
             try:
                 yield bot
@@ -143,6 +159,10 @@ async def _health_server(settings: Settings, bot: Reelbot) -> AsyncIterator[Heal
 
     async def refresh() -> None:
         bot.metrics.set_job_counts(await bot.store.jobs.counts_by_status())
+        if bot.traffic is not None:
+            bot.metrics.discord_waiting.set(bot.traffic.waiting)
+        bot.metrics.provider_pace.set(bot.poller.pacer.rate)
+        bot.metrics.provider_waiting.set(bot.poller.pacer.waiting)
 
     # A healthy poller shows a sign of life at least every poll interval, unless a round is busy downloading and
     # posting large videos (the download alone may take its 120 s timeout); beyond this, call it stuck.

@@ -27,10 +27,10 @@ from bot.logs import job_extra
 from bot.services.intake import Invalid
 from bot.services.moderation import Actor, CancelOutcome, Denied, JobControls, estimate_context
 from bot.services.modlog import action_text, job_entry, job_message, remember_job_message
-from bot.services.presenter import Card, failure_message, quota_lines, render_card
+from bot.services.presenter import Card, quota_lines, render_card
 from bot.storage import Refused
 from cogs.quota import member_role_ids
-from cogs.video import ASPECTS, abandon, start_thread
+from cogs.video import ASPECTS, abandon, record_card
 
 __all__ = ["AspectSelect", "ControlsCog", "JobButton", "card_view", "is_moderator"]
 
@@ -233,21 +233,15 @@ class ControlsCog(commands.Cog):
             assert job is not None
             text = f"Job #{job.id} is cancelled and its video was refunded. Nothing will be posted."
             await self.bot.poller.announce(job)  # card, metrics, mod-log
-            await self._tell_thread(job)
             if interaction.user.id != job.user_id:
                 await self.post_modlog_action(
                     job.guild_id, action_text(interaction.user.id, f"cancelled job #{job.id} of <@{job.user_id}>")
                 )
             log.info("job cancelled by %s", interaction.user.id, extra=job_extra(job.id))
         await reply_ephemeral(interaction, text)
-
-    async def _tell_thread(self, job: Job) -> None:
-        try:
-            await self.bot.chat.post_text(
-                job.thread_id or job.channel_id, failure_message(job), nonce=None, mention_user_id=job.user_id
-            )
-        except Exception as exc:
-            log.warning("could not post the cancellation in the thread: %s", exc, extra=job_extra(job.id))
+        if outcome is CancelOutcome.CANCELLED and job is not None:
+            # In the thread, like every job's ending (after the reply: the thread may still be waiting its turn).
+            await self.bot.poller.tell(job)
 
     # ------------------------------------------------------------------ Retry, Remix, aspect switch
 
@@ -313,15 +307,13 @@ class ControlsCog(commands.Cog):
         would never see the job, so it fails and is refunded before the poller picks it up."""
         card = render_card(job, await estimate_context(self.bot.store, job, quota=quota))
         try:
-            # The cached channel (not a partial one) so the message knows its guild and can hold a thread.
-            channel = self.bot.get_channel(job.channel_id) or await self.bot.fetch_channel(job.channel_id)
-            assert isinstance(channel, discord.abc.Messageable)
+            channel = self.bot.get_partial_messageable(job.channel_id)
             message = await channel.send(embed=card_embed(card), view=card_view(card))
         except discord.HTTPException:
             log.exception("could not post the card of a restarted job; failing it", extra=job_extra(job.id))
             await abandon(self.bot, job, "the card could not be posted")
             return None
-        return await start_thread(self.bot, job, message)
+        return await record_card(self.bot, job, message.id)
 
     # ------------------------------------------------------------------ mod-log
 

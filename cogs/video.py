@@ -21,11 +21,11 @@ from bot.domain.validation import MAX_PROMPT_CHARS, ImageMeta, problems_message
 from bot.logs import job_extra
 from bot.services.intake import Invalid, VideoRequest
 from bot.services.moderation import estimate_context
-from bot.services.presenter import quota_lines, render_card, thread_name
+from bot.services.presenter import quota_lines, render_card
 from bot.storage import Refused
 from cogs.quota import member_role_ids
 
-__all__ = ["VideoCog", "abandon", "start_thread", "thread_problem"]
+__all__ = ["VideoCog", "abandon", "record_card", "thread_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -86,24 +86,19 @@ def _refusal_text(refused: Refused) -> str:
 
 async def abandon(bot: Reelbot, job: Job, why: str) -> None:
     """The member never saw the new job's card, so it must not run: fail it, which refunds it. If the poller
-    already picked it up the compare-and-set fails and the job runs to the end, delivering in the channel."""
+    already picked it up the compare-and-set fails and the job runs to the end, delivering in the channel (with
+    no card there is nothing to start a thread on)."""
     await bot.store.jobs.transition(
         job.id, JobStatus.QUEUED, JobStatus.FAILED, failure_kind=FailureKind.INTERNAL, last_error=why
     )
 
 
-async def start_thread(bot: Reelbot, job: Job, message: discord.Message) -> Job:
-    """Record the new job's card, start its thread on it, and hand the job to the poller and the mod-log.
+async def record_card(bot: Reelbot, job: Job, message_id: int) -> Job:
+    """Record the new job's status card and hand the job to the poller (which starts its thread on the card,
+    paced with everything else the bot sends) and to the mod-log.
 
     Shared by `/video` and the card buttons that start a new job (Retry, Remix, aspect switch)."""
-    job = await bot.store.jobs.update_fields(job.id, status_message_id=message.id)
-    try:
-        thread = await message.create_thread(name=thread_name(job.id, job.prompt), auto_archive_duration=1440)
-    except (discord.HTTPException, ValueError):
-        # Permissions changed since the check (or the message lacks its guild); the video goes in the channel.
-        log.warning("could not start the thread; will deliver in the channel", extra=job_extra(job.id))
-    else:
-        job = await bot.store.jobs.update_fields(job.id, thread_id=thread.id)
+    job = await bot.store.jobs.update_fields(job.id, status_message_id=message_id)
     bot.poller.wake()
     bot.dispatch("job_accepted", job)  # the mod-log entry (cogs.controls)
     return job
@@ -192,7 +187,7 @@ class VideoCog(commands.Cog):
             log.exception("could not answer /video; cancelling job", extra=job_extra(job.id))
             await abandon(self.bot, job, "the reply to /video could not be sent")
             return
-        job = await start_thread(self.bot, job, message)
+        job = await record_card(self.bot, job, message.id)
         log.info("job accepted", extra=job_extra(job.id, user_id=job.user_id, guild_id=job.guild_id))
 
 

@@ -150,7 +150,14 @@ class Job:
     retry_of: int | None = None
     role_ids: tuple[int, ...] = ()
     """The requester's roles when they asked (their limit may come from a role)."""
+    thread_refused: str | None = None
+    """Why Discord refused the job's thread for good (words for the member); the video then goes to the channel."""
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def thread_pending(self) -> bool:
+        """The job's thread is still to be started (its card is posted, no thread yet, none refused)."""
+        return self.status_message_id is not None and self.thread_id is None and self.thread_refused is None

@@ -230,6 +230,49 @@ class JobRepository:
             row = await fetch_one(conn, f"SELECT MIN(next_poll_at) AS at FROM jobs WHERE status IN ({ACTIVE_SQL})")
         return float(row["at"]) if row is not None and row["at"] is not None else None
 
+    async def claim_due(self, now: float, *, lease: float, limit: int = 100) -> list[Job]:
+        """Like `due`, but in the same statement push each returned job's next_poll_at to `now + lease`, so the next
+        claim does not return it again while it is being handled (whoever handles it sets the real next time; if
+        nobody does, it comes back after the lease). Oldest job first."""
+        async with self._db.write() as conn:
+            rows = await fetch_all(
+                conn,
+                f"UPDATE jobs SET next_poll_at = ? WHERE id IN (SELECT id FROM jobs WHERE status IN ({ACTIVE_SQL})"
+                " AND next_poll_at <= ? ORDER BY next_poll_at, id LIMIT ?) RETURNING *",
+                (now + lease, now, limit),
+            )
+        return sorted((job_from_row(r) for r in rows), key=lambda job: job.id)
+
+    async def pending_threads(self, limit: int = 1000) -> list[tuple[int, int, int, str]]:
+        """Unfinished jobs whose thread is still to be started: (job id, channel id, card message id, prompt)."""
+        async with self._db.read() as conn:
+            rows = await fetch_all(
+                conn,
+                "SELECT id, channel_id, status_message_id, prompt FROM jobs WHERE thread_id IS NULL"
+                f" AND thread_refused IS NULL AND status_message_id IS NOT NULL AND status IN ({ACTIVE_SQL})"
+                " ORDER BY id LIMIT ?",
+                (limit,),
+            )
+        return [(int(r[0]), int(r[1]), int(r[2]), str(r[3])) for r in rows]
+
+    async def record_thread(self, job_id: int, *, thread_id: int | None = None, refused: str | None = None) -> Job:
+        """The job's thread step ended: its thread, or why Discord refused one. A job already waiting to be
+        delivered becomes due now. Raises JobNotFound."""
+        if (thread_id is None) == (refused is None):
+            raise ValueError("give exactly one of thread_id and refused")
+        async with self._db.write() as conn:
+            now = self._clock()
+            row = await fetch_one(
+                conn,
+                "UPDATE jobs SET thread_id = ?, thread_refused = ?, updated_at = ?,"
+                " next_poll_at = CASE WHEN status = 'delivering' THEN ? ELSE next_poll_at END"
+                " WHERE id = ? RETURNING *",
+                (thread_id, refused, now, now, job_id),
+            )
+        if row is None:
+            raise JobNotFound(job_id)
+        return job_from_row(row)
+
     async def unfinished(self) -> list[Job]:
         """Every job not yet in a terminal state, oldest first (start-up recovery)."""
         async with self._db.read() as conn:
