@@ -11,6 +11,7 @@ Two shapes, both to the last delivered video, at the default settings:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import tempfile
 import time
@@ -77,6 +78,7 @@ async def run(crowd: Crowd, *, patience: float = 600.0) -> Result:
                 )
                 await asyncio.sleep(1.0 / crowd.members)
             await asyncio.gather(*(h.wait_response(timeout=30) for h in handles), return_exceptions=True)
+            answer_cpu = cpu_seconds(w.proc.pid) - cpu_before
             accepted = sum(1 for h in handles if h.acknowledged_at is not None and not h.ephemeral)
             with contextlib.suppress(TimeoutError):
                 await w.discord.wait_for(lambda: sum(_videos(w)) >= accepted, timeout=patience)
@@ -90,14 +92,19 @@ async def run(crowd: Crowd, *, patience: float = 600.0) -> Result:
     global_ = [r for r in limited if isinstance(r.response_json, dict) and r.response_json.get("global")]
     p99 = percentile(latencies, 99)
     n = crowd.members
-    result.add("answered", f"{len(latencies)} of {n}", f"{n}", len(latencies) == n)
+    spread = max(h.created_at for h in handles) - min(h.created_at for h in handles)
+    result.add("answered", f"{len(latencies)} of {n} (sent over {spread:.2f} s)", f"{n}", len(latencies) == n)
     result.add("initial response p50", f"{percentile(latencies, 50) * 1000:.0f} ms")
     result.add("initial response p99", f"{p99 * 1000:.0f} ms", "<= 100 ms", p99 <= 0.1)
     result.add("Discord 429s (of them global)", f"{len(limited)} ({len(global_)})", "0", not limited)
     result.add("videos delivered", f"{inside + outside} of {accepted}", f"{accepted}", inside + outside == accepted)
     result.add("videos outside their thread", str(outside), "0", outside == 0)
     result.add("time until the last video", f"{last_video:.1f} s")
+    result.add("bot CPU per /video until all were answered", f"{answer_cpu / n * 1000:.1f} ms")
     result.add("bot CPU per /video, to delivery", f"{bot_cpu / n * 1000:.1f} ms")
+    if limited:
+        routes = collections.Counter(f"{r.method} {r.route}" for r in limited)
+        result.notes.append("429s by route: " + ", ".join(f"{k} x{v}" for k, v in routes.most_common()))
     result.notes.append(
         "Latency is the simulator's time from creating the interaction (before the gateway dispatch) to receiving "
         "the callback. The bot runs as `python -m bot` in its own process; the simulators share the other core."

@@ -11,11 +11,14 @@ import contextlib
 import os
 import random
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from bot.sim.aimlapi import AimlSimulator, JobScript, SimGeneration
 from bot.sim.discord import DiscordSimulator, SimChannel, SimMember, SimUser, default_guild
@@ -94,15 +97,24 @@ class BotWorld:
                 await asyncio.wait_for(stop.wait(), every)
 
 
-async def _wait_ready(discord_sim: DiscordSimulator, proc: asyncio.subprocess.Process, log_path: Path) -> None:
-    guild = discord_sim.guild.id
-    for _ in range(600):
-        if proc.returncode is not None:
-            raise RuntimeError(f"the bot exited with {proc.returncode}; see {log_path}")
-        if discord_sim.identify_count and discord_sim.commands(guild):
-            await asyncio.sleep(0.5)  # READY handled, poller started
-            return
-        await asyncio.sleep(0.05)
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _wait_ready(proc: asyncio.subprocess.Process, health_url: str, log_path: Path) -> None:
+    """Until the bot's /healthz says ready: commands synced, gateway connected, poller running (discord.py
+    waits for every guild before it reports ready, so the first seconds after connecting are not yet that)."""
+    async with aiohttp.ClientSession() as session:
+        for _ in range(1200):
+            if proc.returncode is not None:
+                raise RuntimeError(f"the bot exited with {proc.returncode}; see {log_path}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(health_url) as resp:
+                    if resp.status == 200:
+                        return
+            await asyncio.sleep(0.05)
     raise RuntimeError(f"the bot did not become ready; see {log_path}")
 
 
@@ -136,19 +148,25 @@ async def bot_world(
     aiml = aiml or AimlSimulator(SIM_KEY, default_script=script or JobScript(queued_s=1, generating_s=3))
     await discord_sim.start()
     await aiml.start()
+    port = _free_port()
     env = {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": str(ROOT),
         "HOME": str(tmp),
-        **settings_env(discord_sim, aiml, tmp / "bot.db", **overrides),
+        **settings_env(discord_sim, aiml, tmp / "bot.db", **{"metrics_port": port, **overrides}),
     }
     log_path = tmp / "bot.log"
     log_file = log_path.open("wb")
+    # REELBOT_BENCH_PROFILE=<folder>: run the bot under cProfile, leaving a .prof file there (where the CPU goes).
+    profile = os.environ.get("REELBOT_BENCH_PROFILE")
+    runner = ["-m", "cProfile", "-o", os.path.join(profile, f"bot-{tmp.name}.prof")] if profile else []
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", cwd=tmp, env=env, stdout=log_file, stderr=log_file
+        sys.executable, *runner, "-m", "bot", cwd=tmp, env=env, stdout=log_file, stderr=log_file
     )
     try:
-        await _wait_ready(discord_sim, proc, log_path)
+        await _wait_ready(proc, f"http://127.0.0.1:{port}/healthz", log_path)
+        # Commands are synced in the background after connecting; a member can only run synced ones.
+        await discord_sim.wait_for(lambda: discord_sim.commands(guild.id), timeout=30)
         yield BotWorld(discord_sim, aiml, proc, ids or list(guild.member_ids), log_path, channels=channel_ids)
     finally:
         if proc.returncode is None:

@@ -92,6 +92,12 @@ class Reelbot(commands.Bot):
         self._tasks = BackgroundTasks(log)
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
 
+    def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
+        if event_name == "interaction" and self.traffic is not None:
+            # Called as the gateway event is parsed, before any handler runs: background work steps aside.
+            self.traffic.foreground.arrived()
+        super().dispatch(event_name, *args, **kwargs)
+
     async def _dispatch_job_changed(self, job: Any) -> None:
         self.dispatch("job_changed", job)
 

@@ -35,6 +35,7 @@ from bot.services.presenter import CardContext
 from bot.settings import Settings
 from bot.storage import Store
 from bot.traffic.discord import DiscordScheduler
+from bot.traffic.foreground import Foreground
 from bot.traffic.provider import PacerConfig, ProviderPacer
 from bot.traffic.state import LocalTrafficState
 
@@ -71,16 +72,20 @@ async def assemble(
                 ),
             )
             config = PollerConfig.from_settings(settings, media_dir(settings))
-            # One traffic state for the Discord scheduler and the provider pacer (in this process).
+            # One traffic state for the Discord scheduler and the provider pacer (in this process), and one
+            # foreground: interactions arriving make all background work wait a little.
             traffic_state = LocalTrafficState()
+            foreground = Foreground()
             traffic = DiscordScheduler(
                 traffic_state,
                 per_second=settings.discord_requests_per_second,
                 on_rate_limited=lambda scope: metrics.discord_rate_limited.inc(scope=scope),
+                foreground=foreground,
             )
             pacer = ProviderPacer(
                 traffic_state,
                 PacerConfig(cap=settings.provider_requests_per_second, max_in_flight=config.max_concurrency),
+                foreground=foreground,
             )
 
             async def card_context(job: Job) -> CardContext:
@@ -99,6 +104,7 @@ async def assemble(
                     on_change=job_observer(metrics, store.jobs.is_free),
                     card_context=card_context,
                     pacer=pacer,
+                    foreground=foreground,
                 )
 
             bot = Reelbot(

@@ -43,6 +43,7 @@ from bot.services.steps.submit import submit
 from bot.services.steps.thread import Threads
 from bot.services.tasks import BackgroundTasks
 from bot.storage import Store
+from bot.traffic.foreground import Foreground
 from bot.traffic.provider import PacerConfig, ProviderPacer
 from bot.traffic.state import LocalTrafficState
 
@@ -61,6 +62,7 @@ _EXPIRABLE = frozenset({JobStatus.QUEUED, JobStatus.GENERATING, JobStatus.DOWNLO
 _SILENT_ON_CARD = frozenset({JobStatus.SUBMITTING, JobStatus.DELIVERING})
 _MAX_STEPS_PER_ROUND = 8
 _SCAN_EVERY = 0.25  # seconds between looks for threads to start after wake-ups
+_ROUND_GAP = 0.05  # seconds between the starts of two rounds, at least
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,10 @@ class Poller:
         card_context: CardContextHook | None = None,
         rand: Callable[[], float] = random.random,
         pacer: ProviderPacer | None = None,
+        foreground: Foreground | None = None,
     ) -> None:
         self._store = store
+        self._foreground = foreground or Foreground()
         self._chat = chat
         self._config = config
         self._clock = clock
@@ -157,8 +161,8 @@ class Poller:
         self._stopped.clear()
         try:
             while not self._stopping:
-                self._wake.clear()  # before the round: a wake-up during it triggers another round at once
-                self.last_beat = time.monotonic()
+                self._wake.clear()  # before the round: a wake-up during it triggers another round soon
+                started = self.last_beat = time.monotonic()
                 try:
                     await self._round(wait=False)
                     delay = 0.0 if self._more_due else await self._idle_delay()
@@ -174,8 +178,9 @@ class Poller:
                 if delay > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=delay)
-                else:
-                    await asyncio.sleep(0)
+                # In a crowd every /video wakes the poller: rounds a little apart take the new jobs in batches
+                # (one claim for many) instead of one round, and its store queries, per job.
+                await asyncio.sleep(max(0.0, _ROUND_GAP - (time.monotonic() - started)))
         finally:
             self._running = False
             self._stopped.set()
@@ -236,6 +241,8 @@ class Poller:
     async def _round(self, *, wait: bool) -> int:
         if self._stopping:
             return 0
+        if self._foreground.busy:
+            await self._foreground.wait()  # members' commands first: they share the database with rounds
         now = self._clock()
         since = time.monotonic() - self._last_scan
         if since >= self._config.poll_interval or (self._scan_wanted and since >= _SCAN_EVERY):

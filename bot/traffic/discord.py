@@ -45,6 +45,7 @@ from typing import Any
 import aiohttp
 from discord.http import HTTPClient, Route
 
+from bot.traffic.foreground import Foreground
 from bot.traffic.state import Learned, TrafficState, Window
 
 __all__ = ["DiscordScheduler", "Priority", "priority"]
@@ -96,6 +97,8 @@ class _Ticket:
     attempts: int = 0
     used: bool = False
     probing: bool = False  # the route's bucket was unknown when this went: the next waits for its answer
+    pending: list[str] | None = None  # window keys holding a place for this request until it is sent
+    bucket_counted: bool = True  # False while it went out with its route's bucket still unknown
 
     def order(self) -> tuple[int, int]:
         return (int(self.priority), self.seq)
@@ -142,8 +145,11 @@ class DiscordScheduler:
         per_second: int = 45,
         clock: Callable[[], float] = time.monotonic,
         on_rate_limited: Callable[[str], None] | None = None,
+        foreground: Foreground | None = None,
     ) -> None:
         self._state = state
+        self.foreground = foreground or Foreground()
+        """Interactions arriving make this scheduler's requests wait (the bot tells it, see `Reelbot.dispatch`)."""
         self._global = Window(GLOBAL_KEY, max(1, int(per_second)), 1.0)
         self._clock = clock
         self._on_rate_limited = on_rate_limited
@@ -176,7 +182,7 @@ class DiscordScheduler:
                 return await original(route, **kwargs)
             finally:
                 _current.reset(token)
-                self._release(ticket)
+                await self._release(ticket)
 
         http.request = request  # type: ignore[method-assign]
         http.get_ratelimit = lambda key: _NEVER_WAIT  # type: ignore[method-assign, assignment, return-value]
@@ -217,7 +223,7 @@ class DiscordScheduler:
                     log.warning("could not edit a status card: %s", exc)
                 finally:
                     _granted.reset(token)
-                    self._release(ticket)
+                    await self._release(ticket)
         finally:
             self._drainers.pop(key, None)
 
@@ -254,11 +260,21 @@ class DiscordScheduler:
             await ticket.future
         except asyncio.CancelledError:
             if not ticket.future.cancelled():  # granted just as we were cancelled: give the turn back
-                self._release(ticket)
+                await self._release(ticket)
             raise
 
-    def _release(self, ticket: _Ticket) -> None:
-        """The request is over: if it was probing an unknown bucket, the next one of its queue may go."""
+    async def _sent(self, ticket: _Ticket) -> None:
+        if ticket.pending:
+            keys, ticket.pending = ticket.pending, None
+            await self._state.sent(keys)
+
+    async def _release(self, ticket: _Ticket) -> None:
+        """The request is over: a place it held but never used goes back, and if it was probing an unknown
+        bucket, the next one of its queue may go."""
+        if ticket.pending:
+            keys, ticket.pending = ticket.pending, None
+            await self._state.cancel(keys)
+            self._kick.set()
         if not ticket.probing:
             return
         ticket.probing = False
@@ -280,12 +296,13 @@ class DiscordScheduler:
         learned = await self._state.learned(ticket.route)
         if learned is None:
             return [self._global], True
-        bucket = Window(f"discord:{learned.bucket}:{ticket.major}", learned.limit, learned.per + BUCKET_MARGIN)
-        return [self._global, bucket], False
+        return [self._global, self._bucket_window(learned, ticket)], False
 
     async def _pump(self) -> None:
         """Grant turns while requests wait: the most important head whose windows have room goes next."""
         while self._waiting:
+            if self.foreground.busy:
+                await self.foreground.wait()
             now = self._clock()
             while self._sleeping and self._sleeping[0][0] <= now:
                 _, key = heapq.heappop(self._sleeping)
@@ -325,6 +342,8 @@ class DiscordScheduler:
                 heapq.heappop(queue.heap)
                 self._waiting -= 1
                 self.sent += 1
+                ticket.pending = [w.key for w in windows]
+                ticket.bucket_counted = not unknown
                 if unknown:
                     ticket.probing = queue.probing = True
                 else:
@@ -348,8 +367,9 @@ class DiscordScheduler:
         if ticket.attempts > 1:
             # discord.py retries after a 429 (having slept what Discord asked) or a 5xx: that is one more request
             # against the same windows, so it waits for its turn too (keeping its place among equals).
-            self._release(ticket)
+            await self._release(ticket)
             await self._wait_turn(ticket)
+        await self._sent(ticket)  # the windows count from now, when it really leaves
 
     async def _on_request_end(
         self, session: aiohttp.ClientSession, ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams
@@ -395,11 +415,20 @@ class DiscordScheduler:
         learned = Learned(bucket, limit, max(per, 0.05))
         if learned != known:
             await self._state.learn(ticket.route, learned)
+        if not ticket.bucket_counted or (known is not None and known.bucket != bucket):
+            # This request went before its bucket was known, so no bucket window counted it: count it now (a
+            # little late, which only makes the window stricter).
+            ticket.bucket_counted = True
+            await self._state.sent([self._bucket_key(learned, ticket)])
         return learned
 
     @staticmethod
     def _bucket_key(learned: Learned, ticket: _Ticket) -> str:
         return f"discord:{learned.bucket}:{ticket.major}"
+
+    @classmethod
+    def _bucket_window(cls, learned: Learned, ticket: _Ticket) -> Window:
+        return Window(cls._bucket_key(learned, ticket), learned.limit, learned.per + BUCKET_MARGIN)
 
 
 def _seconds(value: str | None) -> float | None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from enum import IntEnum
 
 from bot.provider.errors import RateLimited
+from bot.traffic.foreground import Foreground
 from bot.traffic.state import TrafficState, Window
 
 __all__ = ["Pace", "PacerConfig", "ProviderPacer", "Urgency"]
@@ -68,9 +69,15 @@ class ProviderPacer:
     """Gives out turns to send one request each, at the found pace, most urgent first."""
 
     def __init__(
-        self, state: TrafficState, config: PacerConfig | None = None, *, clock: Callable[[], float] = time.monotonic
+        self,
+        state: TrafficState,
+        config: PacerConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        foreground: Foreground | None = None,
     ) -> None:
         self._state = state
+        self._foreground = foreground or Foreground()
         self._config = config or PacerConfig()
         self._clock = clock
         self._seq = itertools.count()
@@ -102,6 +109,7 @@ class ProviderPacer:
         AI/ML API does not document, is the job's to honour: the caller reschedules it.)"""
         saturated = await self._wait(urgency)
         sent_at = self._clock()
+        await self._state.sent([WINDOW_KEY])  # the window counts from now, when the request really leaves
         try:
             yield
         except RateLimited:
@@ -162,11 +170,14 @@ class ProviderPacer:
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
                 self._in_flight -= 1  # granted as we were cancelled: give the turn back
+                await self._state.cancel([WINDOW_KEY])
                 self._kick.set()
             raise
 
     async def _pump(self) -> None:
         while self._waiters:
+            if self._foreground.busy:
+                await self._foreground.wait()
             self._kick.clear()
             if self._in_flight >= self._config.max_in_flight:
                 await self._kick.wait()
