@@ -191,6 +191,7 @@ class DiscordScheduler:
         """Hooks for `discord.Client(http_trace=...)`: each attempt waits its turn, each answer teaches."""
         trace = aiohttp.TraceConfig()
         trace.on_request_start.append(self._on_request_start)
+        trace.on_request_headers_sent.append(self._on_request_headers_sent)
         trace.on_request_end.append(self._on_request_end)
         return trace
 
@@ -369,16 +370,30 @@ class DiscordScheduler:
             # against the same windows, so it waits for its turn too (keeping its place among equals).
             await self._release(ticket)
             await self._wait_turn(ticket)
-        await self._sent(ticket)  # the windows count from now, when it really leaves
+
+    async def _on_request_headers_sent(
+        self, session: aiohttp.ClientSession, ctx: SimpleNamespace, params: aiohttp.TraceRequestHeadersSentParams
+    ) -> None:
+        ticket = _current.get()
+        if ticket is not None:
+            await self._sent(ticket)  # the windows count from now, when it really leaves (after any connecting)
 
     async def _on_request_end(
         self, session: aiohttp.ClientSession, ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams
     ) -> None:
         ticket = _current.get()
-        if ticket is not None:
-            await self._observe(ticket, params.response.status, params.response.headers)
+        if ticket is None:
+            return
+        response = params.response
+        body: Any = None
+        if response.status == 429 and response.content_type == "application/json":
+            # The body says how long exactly (the Retry-After header is rounded up to whole seconds); aiohttp
+            # keeps what was read, so discord.py reads the same body after us.
+            with contextlib.suppress(aiohttp.ClientError, ValueError):
+                body = await response.json()
+        await self._observe(ticket, response.status, response.headers, body)
 
-    async def _observe(self, ticket: _Ticket, status: int, headers: Any) -> None:
+    async def _observe(self, ticket: _Ticket, status: int, headers: Any, body: Any = None) -> None:
         """Learn the route's bucket from the answer's headers; obey a 429."""
         reset_after = _seconds(headers.get("X-RateLimit-Reset-After"))
         learned = await self._learn(ticket, headers, reset_after)
@@ -388,7 +403,12 @@ class DiscordScheduler:
             return
         scope = headers.get("X-RateLimit-Scope") or "user"
         is_global = headers.get("X-RateLimit-Global", "").lower() == "true" or scope == "global"
-        wait = reset_after if reset_after is not None else _seconds(headers.get("Retry-After"))
+        wait: float | None = None
+        if isinstance(body, dict):
+            wait = _seconds(str(body.get("retry_after"))) if body.get("retry_after") is not None else None
+            is_global = is_global or body.get("global") is True
+        if wait is None:
+            wait = reset_after if reset_after is not None else _seconds(headers.get("Retry-After"))
         wait = 1.0 if wait is None else wait
         scope = "global" if is_global else scope
         self.rate_limited[scope] = self.rate_limited.get(scope, 0) + 1
