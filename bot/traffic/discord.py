@@ -54,8 +54,9 @@ log = logging.getLogger(__name__)
 
 GLOBAL_KEY = "discord:global"
 # Our send times are not Discord's arrival times: windows are widened by this much so that jitter between the
-# two can never put one request too many into a bucket's window on Discord's side.
+# two (connections, a busy server) can never put one request too many into a window on Discord's side.
 BUCKET_MARGIN = 0.25
+GLOBAL_MARGIN = 0.1
 
 
 class Priority(IntEnum):
@@ -150,7 +151,7 @@ class DiscordScheduler:
         self._state = state
         self.foreground = foreground or Foreground()
         """Interactions arriving make this scheduler's requests wait (the bot tells it, see `Reelbot.dispatch`)."""
-        self._global = Window(GLOBAL_KEY, max(1, int(per_second)), 1.0)
+        self._global = Window(GLOBAL_KEY, max(1, int(per_second)), 1.0 + GLOBAL_MARGIN)
         self._clock = clock
         self._on_rate_limited = on_rate_limited
         self._seq = itertools.count()
