@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from bot.app import Reelbot, StartupOptions
 from bot.commands_sync import sync_commands
 from bot.discord_endpoints import point_discord_at
 from bot.domain.clock import Clock, system_clock
-from bot.domain.jobs import Job
+from bot.domain.jobs import REFUNDED_ON, Job
+from bot.domain.quotas import QuotaStatus
 from bot.health import HealthServer, database_check, gateway_check, poller_check
 from bot.logs import configure_logging
 from bot.metrics import MeteredProvider, Metrics, job_observer
@@ -43,6 +45,7 @@ __all__ = ["assemble", "run_bot", "run_migrate", "run_sync", "serve"]
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 8.0
+_QUOTA_FRESH = 10.0  # seconds a member's quota, read for a card, is shown on their other cards
 
 
 def media_dir(settings: Settings) -> Path:
@@ -59,7 +62,8 @@ async def assemble(
     store = await Store.open(settings.database_path, clock=clock)
     downloader = MediaDownloader(allow_private_networks=settings.media_allow_private_networks)
     try:
-        async with aiohttp.ClientSession() as session:
+        # The AI/ML API sets no cookies worth keeping; a jar that ignores them saves work on every request.
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
             metrics = Metrics()
             provider = MeteredProvider(AimlClient(session, settings.aiml_base, settings.aiml_api_key), metrics)
             intake = Intake(
@@ -88,10 +92,19 @@ async def assemble(
                 foreground=foreground,
             )
 
+            quotas: dict[tuple[int, int, tuple[int, ...]], tuple[float, QuotaStatus]] = {}
+
             async def card_context(job: Job) -> CardContext:
-                # The member's roles were stored with the job, so the card keeps showing their real allowance.
-                quota = await intake.quota(job.guild_id, job.user_id, job.role_ids)
-                return await estimate_context(store, job, quota=quota, now=clock())
+                # The member's roles were stored with the job, so the card keeps showing their real allowance. A
+                # quota read a few seconds ago is good enough for a progress edit (several queries each time,
+                # for a line that rarely changes), not after a refund.
+                key = (job.guild_id, job.user_id, job.role_ids)
+                cached = quotas.get(key)
+                if cached is None or job.status in REFUNDED_ON or time.monotonic() - cached[0] > _QUOTA_FRESH:
+                    if len(quotas) > 10_000:
+                        quotas.clear()
+                    quotas[key] = (time.monotonic(), await intake.quota(*key))
+                return await estimate_context(store, job, quota=quotas[key][1], now=clock())
 
             def make_poller(chat: ChatPort) -> Poller:
                 return Poller(

@@ -62,7 +62,10 @@ _EXPIRABLE = frozenset({JobStatus.QUEUED, JobStatus.GENERATING, JobStatus.DOWNLO
 _SILENT_ON_CARD = frozenset({JobStatus.SUBMITTING, JobStatus.DELIVERING})
 _MAX_STEPS_PER_ROUND = 8
 _SCAN_EVERY = 0.25  # seconds between looks for threads to start after wake-ups
-_ROUND_GAP = 0.05  # seconds between the starts of two rounds, at least
+# Seconds between the starts of two rounds, at least. Jobs come due one by one (jittered polls) and every /video
+# wakes the poller; rounds this far apart take them in batches (one claim for many) at a cost of at most this
+# much delay for a poll that is seconds apart anyway.
+ROUND_GAP = 0.25
 
 
 @dataclass(frozen=True)
@@ -178,9 +181,7 @@ class Poller:
                 if delay > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=delay)
-                # In a crowd every /video wakes the poller: rounds a little apart take the new jobs in batches
-                # (one claim for many) instead of one round, and its store queries, per job.
-                await asyncio.sleep(max(0.0, _ROUND_GAP - (time.monotonic() - started)))
+                await asyncio.sleep(max(0.0, ROUND_GAP - (time.monotonic() - started)))
         finally:
             self._running = False
             self._stopped.set()
@@ -221,7 +222,7 @@ class Poller:
                     continue
                 if job.status is JobStatus.DELIVERING:
                     self._ctx.verify_delivery.add(job.id)
-                await self._ctx.write(self._store.jobs.update_fields(job.id, next_poll_at=now))
+                await self._ctx.reschedule(job.id, now)
                 resumed += 1
             except Exception:
                 self.errors += 1
@@ -283,6 +284,8 @@ class Poller:
             await self._internal_error(job, exc)
         finally:
             self._busy.discard(job.id)
+            # Its next time may come before the loop meant to look again (it slept while this job was claimed).
+            self._wake.set()
 
     async def _handle(self, job: Job) -> None:
         """Move `job` on as far as it can go now: a submit is followed by nothing, a completion by a download
@@ -353,7 +356,7 @@ class Poller:
                 return
             not_before = self._clock() + self._ctx.delay(count, None)
             self._held[job.id] = not_before  # honoured even if the store write below fails too
-            await self._ctx.update(job.id, next_poll_at=not_before)
+            await self._ctx.reschedule(job.id, not_before)
         except Exception:
             log.exception("job %s: could not record the internal error either", job.id)
 

@@ -146,8 +146,8 @@ class JobRepository:
     async def get(self, job_id: int, *, guild_id: int | None = None) -> Job | None:
         """The job, or None. With `guild_id`, also None when the job belongs to another guild (a button's custom
         id is only a number: a moderator of one guild must not reach another guild's job by guessing it)."""
-        async with self._db.read() as conn:
-            row = await fetch_one(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+        rows = await self._db.statement("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        row = rows[0] if rows else None
         if row is None or (guild_id is not None and row["guild_id"] != guild_id):
             return None
         return job_from_row(row)
@@ -182,22 +182,23 @@ class JobRepository:
         for old in olds:
             check_transition(old, new)
         values = _assignments(fields)
+        now = self._clock()
+        values = {"status": new.value, "updated_at": now, **values}
+        if new in TERMINAL:
+            values.setdefault("finished_at", now)
+        sets = ", ".join(f"{_column(name)} = ?" for name in values)
+        marks = ", ".join("?" for _ in olds)
+        sql = f"UPDATE jobs SET {sets} WHERE id = ? AND status IN ({marks}) RETURNING *"
+        params = (*values.values(), job_id, *(s.value for s in olds))
+        if new not in REFUNDED_ON:
+            rows = await self._db.statement(sql, params)  # no refund to write with it: one statement
+            return job_from_row(rows[0]) if rows else None
         async with self._db.write() as conn:
-            now = self._clock()
-            values = {"status": new.value, "updated_at": now, **values}
-            if new in TERMINAL:
-                values.setdefault("finished_at", now)
-            sets = ", ".join(f"{_column(name)} = ?" for name in values)
-            marks = ", ".join("?" for _ in olds)
-            row = await fetch_one(
-                conn,
-                f"UPDATE jobs SET {sets} WHERE id = ? AND status IN ({marks}) RETURNING *",
-                (*values.values(), job_id, *(s.value for s in olds)),
-            )
+            row = await fetch_one(conn, sql, params)
             if row is None:
                 return None
             job = job_from_row(row)
-            if new in REFUNDED_ON and not row["free"]:
+            if not row["free"]:
                 reason = f"job {new.value}" + (f": {job.failure_kind.value}" if job.failure_kind else "")
                 await refund_job(conn, job_id, reason=reason, now=now, actor_id=actor_id)
         return job
@@ -205,13 +206,20 @@ class JobRepository:
     async def update_fields(self, job_id: int, **fields: Any) -> Job:
         """Change non-status columns (poll counters, next_poll_at, thread ids...). Raises JobNotFound."""
         values = _assignments(fields)
-        async with self._db.write() as conn:
-            values["updated_at"] = self._clock()
-            sets = ", ".join(f"{_column(name)} = ?" for name in values)
-            row = await fetch_one(conn, f"UPDATE jobs SET {sets} WHERE id = ? RETURNING *", (*values.values(), job_id))
-        if row is None:
+        values["updated_at"] = self._clock()
+        sets = ", ".join(f"{_column(name)} = ?" for name in values)
+        rows = await self._db.statement(f"UPDATE jobs SET {sets} WHERE id = ? RETURNING *", (*values.values(), job_id))
+        if not rows:
             raise JobNotFound(job_id)
-        return job_from_row(row)
+        return job_from_row(rows[0])
+
+    async def reschedule(self, job_id: int, next_poll_at: float, **fields: Any) -> None:
+        """Set when the job is next looked at (and other non-status columns, e.g. poll counters) without reading
+        the row back: the poller's most frequent write, after every poll of a job that is not done yet."""
+        values = _assignments({"next_poll_at": next_poll_at, **fields})
+        values["updated_at"] = self._clock()
+        sets = ", ".join(f"{_column(name)} = ?" for name in values)
+        await self._db.statement(f"UPDATE jobs SET {sets} WHERE id = ?", (*values.values(), job_id))
 
     async def due(self, now: float, limit: int = 100) -> list[Job]:
         """Unfinished jobs whose next_poll_at has come, the most overdue first (ties: oldest job first)."""
@@ -226,33 +234,28 @@ class JobRepository:
 
     async def next_due_at(self) -> float | None:
         """The earliest next_poll_at of any unfinished job (None if there is none), so the poller can sleep."""
-        async with self._db.read() as conn:
-            row = await fetch_one(conn, f"SELECT MIN(next_poll_at) AS at FROM jobs WHERE status IN ({ACTIVE_SQL})")
-        return float(row["at"]) if row is not None and row["at"] is not None else None
+        rows = await self._db.statement(f"SELECT MIN(next_poll_at) AS at FROM jobs WHERE status IN ({ACTIVE_SQL})")
+        return float(rows[0]["at"]) if rows and rows[0]["at"] is not None else None
 
     async def claim_due(self, now: float, *, lease: float, limit: int = 100) -> list[Job]:
         """Like `due`, but in the same statement push each returned job's next_poll_at to `now + lease`, so the next
         claim does not return it again while it is being handled (whoever handles it sets the real next time; if
         nobody does, it comes back after the lease). Oldest job first."""
-        async with self._db.write() as conn:
-            rows = await fetch_all(
-                conn,
-                f"UPDATE jobs SET next_poll_at = ? WHERE id IN (SELECT id FROM jobs WHERE status IN ({ACTIVE_SQL})"
-                " AND next_poll_at <= ? ORDER BY next_poll_at, id LIMIT ?) RETURNING *",
-                (now + lease, now, limit),
-            )
+        rows = await self._db.statement(
+            f"UPDATE jobs SET next_poll_at = ? WHERE id IN (SELECT id FROM jobs WHERE status IN ({ACTIVE_SQL})"
+            " AND next_poll_at <= ? ORDER BY next_poll_at, id LIMIT ?) RETURNING *",
+            (now + lease, now, limit),
+        )
         return sorted((job_from_row(r) for r in rows), key=lambda job: job.id)
 
     async def pending_threads(self, limit: int = 1000) -> list[tuple[int, int, int, str]]:
         """Unfinished jobs whose thread is still to be started: (job id, channel id, card message id, prompt)."""
-        async with self._db.read() as conn:
-            rows = await fetch_all(
-                conn,
-                "SELECT id, channel_id, status_message_id, prompt FROM jobs WHERE thread_id IS NULL"
-                f" AND thread_refused IS NULL AND status_message_id IS NOT NULL AND status IN ({ACTIVE_SQL})"
-                " ORDER BY id LIMIT ?",
-                (limit,),
-            )
+        rows = await self._db.statement(
+            "SELECT id, channel_id, status_message_id, prompt FROM jobs WHERE thread_id IS NULL"
+            f" AND thread_refused IS NULL AND status_message_id IS NOT NULL AND status IN ({ACTIVE_SQL})"
+            " ORDER BY id LIMIT ?",
+            (limit,),
+        )
         return [(int(r[0]), int(r[1]), int(r[2]), str(r[3])) for r in rows]
 
     async def record_thread(self, job_id: int, *, thread_id: int | None = None, refused: str | None = None) -> Job:
@@ -260,18 +263,16 @@ class JobRepository:
         delivered becomes due now. Raises JobNotFound."""
         if (thread_id is None) == (refused is None):
             raise ValueError("give exactly one of thread_id and refused")
-        async with self._db.write() as conn:
-            now = self._clock()
-            row = await fetch_one(
-                conn,
-                "UPDATE jobs SET thread_id = ?, thread_refused = ?, updated_at = ?,"
-                " next_poll_at = CASE WHEN status = 'delivering' THEN ? ELSE next_poll_at END"
-                " WHERE id = ? RETURNING *",
-                (thread_id, refused, now, now, job_id),
-            )
-        if row is None:
+        now = self._clock()
+        rows = await self._db.statement(
+            "UPDATE jobs SET thread_id = ?, thread_refused = ?, updated_at = ?,"
+            " next_poll_at = CASE WHEN status = 'delivering' THEN ? ELSE next_poll_at END"
+            " WHERE id = ? RETURNING *",
+            (thread_id, refused, now, now, job_id),
+        )
+        if not rows:
             raise JobNotFound(job_id)
-        return job_from_row(row)
+        return job_from_row(rows[0])
 
     async def unfinished(self) -> list[Job]:
         """Every job not yet in a terminal state, oldest first (start-up recovery)."""
@@ -281,26 +282,22 @@ class JobRepository:
 
     async def recent_durations(self, model: str, duration: int, limit: int = 20) -> list[float]:
         """How long the provider took (provider_finished_at - submitted_at) for the latest such jobs, newest first."""
-        async with self._db.read() as conn:
-            rows = await fetch_all(
-                conn,
-                "SELECT provider_finished_at - submitted_at AS took FROM jobs"
-                " WHERE model = ? AND duration = ? AND provider_finished_at IS NOT NULL AND submitted_at IS NOT NULL"
-                " ORDER BY provider_finished_at DESC LIMIT ?",
-                (model, duration, limit),
-            )
+        rows = await self._db.statement(
+            "SELECT provider_finished_at - submitted_at AS took FROM jobs"
+            " WHERE model = ? AND duration = ? AND provider_finished_at IS NOT NULL AND submitted_at IS NOT NULL"
+            " ORDER BY provider_finished_at DESC LIMIT ?",
+            (model, duration, limit),
+        )
         return [float(r["took"]) for r in rows]
 
     async def queue_position(self, job_id: int) -> int | None:
         """1-based place among all QUEUED jobs (every guild: provider capacity is shared); None if not queued."""
-        async with self._db.read() as conn:
-            row = await fetch_one(
-                conn,
-                "SELECT COUNT(*) AS n FROM jobs WHERE status = 'queued' AND id <= ?"
-                " AND EXISTS (SELECT 1 FROM jobs WHERE id = ? AND status = 'queued')",
-                (job_id, job_id),
-            )
-        n = int(row["n"]) if row is not None else 0
+        rows = await self._db.statement(
+            "SELECT COUNT(*) AS n FROM jobs WHERE status = 'queued' AND id <= ?"
+            " AND EXISTS (SELECT 1 FROM jobs WHERE id = ? AND status = 'queued')",
+            (job_id, job_id),
+        )
+        n = int(rows[0]["n"]) if rows else 0
         return n or None
 
     async def retries_of(self, job_id: int) -> list[Job]:

@@ -147,8 +147,11 @@ class DiscordScheduler:
         clock: Callable[[], float] = time.monotonic,
         on_rate_limited: Callable[[str], None] | None = None,
         foreground: Foreground | None = None,
+        card_settle: float = 1.0,
     ) -> None:
         self._state = state
+        self._card_settle = card_settle
+        self._flush = asyncio.Event()  # closing: edits go without settling
         self.foreground = foreground or Foreground()
         """Interactions arriving make this scheduler's requests wait (the bot tells it, see `Reelbot.dispatch`)."""
         self._global = Window(GLOBAL_KEY, max(1, int(per_second)), 1.0 + GLOBAL_MARGIN)
@@ -205,7 +208,10 @@ class DiscordScheduler:
 
     def coalesce(self, key: Hashable, route: Route, send: Callable[[], Awaitable[object]]) -> None:
         """Send `send()` (one request on `route`) at CARD priority; if an edit under `key` is still waiting, it is
-        replaced by this one. Edits under one key go out one at a time, in order. Errors are logged."""
+        replaced by this one. Edits under one key go out one at a time, in order. Errors are logged.
+
+        An edit first waits `card_settle` seconds: a job often moves on within a second (finished, downloaded,
+        posted), and its card then needs one edit, not three."""
         self._latest[key] = send
         if key not in self._drainers:
             task = asyncio.get_running_loop().create_task(
@@ -216,6 +222,8 @@ class DiscordScheduler:
     async def _drain(self, key: Hashable, route: Route) -> None:
         try:
             while key in self._latest:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flush.wait(), timeout=self._card_settle)
                 ticket = await self._admit(route.key, route.major_parameters, Priority.CARD)
                 send = self._latest.pop(key)
                 token = _granted.set(ticket)
@@ -230,7 +238,8 @@ class DiscordScheduler:
             self._drainers.pop(key, None)
 
     async def close(self, grace: float = 3.0) -> None:
-        """Give waiting card edits `grace` seconds to go out, then stop."""
+        """Give waiting card edits `grace` seconds to go out (settled at once), then stop."""
+        self._flush.set()
         if self._drainers:
             await asyncio.wait(list(self._drainers.values()), timeout=grace)
         for task in list(self._drainers.values()):

@@ -129,8 +129,9 @@ class StepContext:
         await self.changed(moved)
         return moved
 
-    async def update(self, job_id: int, **fields: Any) -> Job:
-        return await self.write(self.store.jobs.update_fields(job_id, **fields))
+    async def reschedule(self, job_id: int, next_poll_at: float, **fields: Any) -> None:
+        """When to look at the job next (and counters); no status change, nothing to announce."""
+        await self.write(self.store.jobs.reschedule(job_id, next_poll_at, **fields))
 
     async def fail(self, job: Job, kind: FailureKind, reason: str | None, **fields: Any) -> Job | None:
         """Fail `job` from its current state (the store refunds it in the same write) and tell the member.
@@ -147,7 +148,7 @@ class StepContext:
     async def retry_later(self, job: Job, exc: Exception, retry_after: float | None) -> None:
         delay = self.backoff(job, retry_after)
         log.warning("job %s (%s): %s; retrying in %.1f s", job.id, job.status, exc, delay)
-        await self.update(job.id, poll_errors=job.poll_errors + 1, next_poll_at=self.clock() + delay)
+        await self.reschedule(job.id, self.clock() + delay, poll_errors=job.poll_errors + 1)
 
     def backoff(self, job: Job, retry_after: float | None, *, base: float | None = None) -> float:
         """The wait after one more transient error in a row for `job`."""

@@ -61,10 +61,8 @@ async def poll(ctx: StepContext, job: Job) -> Job | None:
         return await ctx.fail(
             job, FailureKind.REJECTED_CONTENT, generation.error_message, poll_attempts=job.poll_attempts + 1
         )
-    await ctx.update(
-        job.id,
-        poll_attempts=job.poll_attempts + 1,
-        next_poll_at=now + next_poll_delay(ctx.config.poll_interval, ctx.rand),
+    await ctx.reschedule(
+        job.id, now + next_poll_delay(ctx.config.poll_interval, ctx.rand), poll_attempts=job.poll_attempts + 1
     )
     return None
 
