@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import discord
-from discord.http import Route
+from discord.http import Route, handle_message_parameters
+from discord.utils import MISSING
 
 from bot.services.ports import ChatError
 from bot.services.presenter import Card
@@ -73,27 +74,38 @@ class DiscordChat:
     async def post_file(
         self, thread_id: int, content: str, path: Path, filename: str, *, nonce: str, mention_user_id: int
     ) -> int:
-        try:
-            with priority(Priority.URGENT):
-                file = discord.File(path, filename=filename)
-                message = await self._channel(thread_id).send(
-                    content, file=file, nonce=nonce, allowed_mentions=_only(mention_user_id)
-                )
-        except discord.HTTPException as exc:
-            raise _chat_error(exc) from None
-        return message.id
+        file = discord.File(path, filename=filename)
+        return await self._post(thread_id, content=content, file=file, nonce=nonce, mention_user_id=mention_user_id)
 
     async def post_text(self, thread_id: int, content: str, *, nonce: str | None, mention_user_id: int) -> int:
+        return await self._post(thread_id, content=content, nonce=nonce, mention_user_id=mention_user_id)
+
+    async def _post(
+        self,
+        channel_id: int,
+        *,
+        content: str,
+        nonce: str | None,
+        mention_user_id: int,
+        file: discord.File | None = None,
+    ) -> int:
+        """One message, urgent, by the REST call alone: only its id is needed back, so no Message object is built
+        from Discord's answer (which is most of what `channel.send` costs besides the request)."""
         try:
-            channel = self._channel(thread_id)
-            with priority(Priority.URGENT):
-                if nonce:
-                    message = await channel.send(content, nonce=nonce, allowed_mentions=_only(mention_user_id))
-                else:
-                    message = await channel.send(content, allowed_mentions=_only(mention_user_id))
+            with (
+                priority(Priority.URGENT),
+                handle_message_parameters(
+                    content,
+                    file=file if file is not None else MISSING,
+                    nonce=nonce or None,
+                    allowed_mentions=_only(mention_user_id),
+                    previous_allowed_mentions=self._client.allowed_mentions,
+                ) as params,
+            ):
+                data = await self._client.http.send_message(channel_id, params=params)
         except discord.HTTPException as exc:
             raise _chat_error(exc) from None
-        return message.id
+        return int(data["id"])
 
     async def find_message(self, thread_id: int, contains: str) -> int | None:
         me = self._client.user
@@ -119,14 +131,14 @@ class DiscordChat:
     async def update_card(self, channel_id: int, message_id: int, render: Callable[[], Awaitable[Card]]) -> None:
         """Coalesced: returns at once; the card is rendered and sent when the scheduler gives it its turn, and a
         newer edit of the same card replaces one still waiting. Failures are logged by the scheduler."""
-        message = self._channel(channel_id).get_partial_message(message_id)
 
         async def send() -> None:
             card = await render()
-            if self.card_view is not None:
-                await message.edit(embed=card_embed(card), view=self.card_view(card))
-            else:
-                await message.edit(embed=card_embed(card))
+            view = self.card_view(card) if self.card_view is not None else MISSING
+            # The REST call alone (no Message built from the answer); the buttons are DynamicItems, which
+            # discord.py dispatches by custom id whatever message they are on.
+            with handle_message_parameters(embed=card_embed(card), view=view) as params:
+                await self._client.http.edit_message(channel_id, message_id, params=params)
 
         if self._scheduler is not None:
             route = Route(
