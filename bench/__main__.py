@@ -11,18 +11,17 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from bench import burst, crowd, discord_budget, in_flight, large_delivery, polling_peer, provider_limit, quota_race
+from bench import crowd, discord_budget, in_flight, large_delivery, polling_peer, provider_limit, quota_race
 from bench.report import Result, machine, print_result, write_report
 
 SCENARIOS: dict[str, Callable[[bool, bool], Result]] = {
-    "burst": lambda quick, profile: asyncio.run(burst.run(50 if quick else burst.MEMBERS)),
-    "crowd_one_channel": lambda quick, profile: asyncio.run(
+    "burst_one_channel": lambda quick, profile: asyncio.run(
         crowd.burst(replace(crowd.ONE_CHANNEL, members=10) if quick else crowd.ONE_CHANNEL, profile=profile)
     ),
-    "crowd_ten_channels": lambda quick, profile: asyncio.run(
+    "burst_ten_channels": lambda quick, profile: asyncio.run(
         crowd.burst(replace(crowd.TEN_CHANNELS, members=50) if quick else crowd.TEN_CHANNELS, profile=profile)
     ),
-    "in_flight": lambda quick, profile: asyncio.run(in_flight.run(100 if quick else in_flight.JOBS, profile=profile)),
+    "in_flight": lambda quick, profile: in_flight.run(100 if quick else in_flight.JOBS, profile=profile),
     "provider_limit": lambda quick, profile: asyncio.run(
         provider_limit.run(60 if quick else provider_limit.JOBS, profile=profile)
     ),
