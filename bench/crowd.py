@@ -59,6 +59,7 @@ class CrowdRun:
     cpu: float  # bot CPU seconds until the last video
     lags: list[float]  # per delivered job: seconds from the provider's finish to the video in Discord
     spread: float  # seconds over which the commands were sent
+    provider_durations: list[float]  # each generation's provider time, in the order they were submitted
     profile: list[tuple[str, float]] = field(default_factory=list)  # where the CPU went, if profiled
 
     @property
@@ -157,6 +158,8 @@ async def run_crowd(crowd: Crowd, *, profile: bool = False) -> CrowdRun:
                 lags = _lags(w, aiml, Path(tmp) / "bot.db")
                 requests = w.discord.requests[before:]
                 provider_requests = sum(1 for r in aiml.requests if r.path.startswith("/v2/"))
+                submitted = sorted(aiml.generations.values(), key=lambda gen: gen.created)
+                durations = [aiml.finish[gen.id] - gen.created for gen in submitted if gen.id in aiml.finish]
         finally:
             os.environ.pop("REELBOT_BENCH_PROFILE", None)
         where = _profiled(prof_dir) if profile else []
@@ -174,6 +177,7 @@ async def run_crowd(crowd: Crowd, *, profile: bool = False) -> CrowdRun:
         cpu=cpu,
         lags=lags,
         spread=max(created) - min(created),
+        provider_durations=durations,
         profile=where,
     )
 
