@@ -45,6 +45,7 @@ from typing import Any
 import aiohttp
 from discord.http import HTTPClient, Route
 
+from bot.traffic.answers import BucketInfo, bucket_info, learned_from, refusal
 from bot.traffic.foreground import Foreground
 from bot.traffic.state import Learned, TrafficState, Window
 
@@ -168,7 +169,6 @@ class DiscordScheduler:
         self._drainers: dict[Hashable, asyncio.Task[None]] = {}
         self.rate_limited: dict[str, int] = {}
         """429s received, by scope (`user`, `shared`, `global`)."""
-        self.sent = 0
 
     # ------------------------------------------------------------------ wiring
 
@@ -352,7 +352,6 @@ class DiscordScheduler:
                     continue
                 heapq.heappop(queue.heap)
                 self._waiting -= 1
-                self.sent += 1
                 ticket.pending = [w.key for w in windows]
                 ticket.bucket_counted = not unknown
                 if unknown:
@@ -405,47 +404,34 @@ class DiscordScheduler:
 
     async def _observe(self, ticket: _Ticket, status: int, headers: Any, body: Any = None) -> None:
         """Learn the route's bucket from the answer's headers; obey a 429."""
-        reset_after = _seconds(headers.get("X-RateLimit-Reset-After"))
-        learned = await self._learn(ticket, headers, reset_after)
+        learned = await self._learn(ticket, bucket_info(headers))
         if status != 429:
-            if learned is not None and headers.get("X-RateLimit-Remaining") == "0" and reset_after is not None:
-                await self._state.hold(self._bucket_key(learned, ticket), reset_after)
+            if learned is not None and headers.get("X-RateLimit-Remaining") == "0":
+                info = bucket_info(headers)
+                if info is not None:
+                    await self._state.hold(self._bucket_key(learned, ticket), info.reset_after)
             return
-        scope = headers.get("X-RateLimit-Scope") or "user"
-        is_global = headers.get("X-RateLimit-Global", "").lower() == "true" or scope == "global"
-        wait: float | None = None
-        if isinstance(body, dict):
-            wait = _seconds(str(body.get("retry_after"))) if body.get("retry_after") is not None else None
-            is_global = is_global or body.get("global") is True
-        if wait is None:
-            wait = reset_after if reset_after is not None else _seconds(headers.get("Retry-After"))
-        wait = 1.0 if wait is None else wait
-        scope = "global" if is_global else scope
-        self.rate_limited[scope] = self.rate_limited.get(scope, 0) + 1
+        refused = refusal(headers, body)
+        self.rate_limited[refused.scope] = self.rate_limited.get(refused.scope, 0) + 1
         if self._on_rate_limited is not None:
-            self._on_rate_limited(scope)
-        log.warning("Discord answered 429 (%s) on %s; waiting %.2f s as asked", scope, ticket.route, wait)
-        if is_global:
-            await self._state.hold(GLOBAL_KEY, wait)
+            self._on_rate_limited(refused.scope)
+        log.warning(
+            "Discord answered 429 (%s) on %s; waiting %.2f s as asked", refused.scope, ticket.route, refused.wait
+        )
+        if refused.is_global:
+            await self._state.hold(GLOBAL_KEY, refused.wait)
         elif learned is not None:
-            await self._state.hold(self._bucket_key(learned, ticket), wait)
+            await self._state.hold(self._bucket_key(learned, ticket), refused.wait)
         self._kick.set()
 
-    async def _learn(self, ticket: _Ticket, headers: Any, reset_after: float | None) -> Learned | None:
+    async def _learn(self, ticket: _Ticket, info: BucketInfo | None) -> Learned | None:
         known = await self._state.learned(ticket.route)
-        bucket = headers.get("X-RateLimit-Bucket")
-        limit = _count(headers.get("X-RateLimit-Limit"))
-        remaining = _count(headers.get("X-RateLimit-Remaining"))
-        if bucket is None or limit is None or remaining is None or reset_after is None:
+        if info is None:
             return known
-        per = reset_after
-        if known is not None and known.bucket == bucket and known.limit == limit:
-            # Only the first request of a window sees the whole window; later ones see what is left of it.
-            per = max(per, known.per)
-        learned = Learned(bucket, limit, max(per, 0.05))
+        learned = learned_from(info, known)
         if learned != known:
             await self._state.learn(ticket.route, learned)
-        if not ticket.bucket_counted or (known is not None and known.bucket != bucket):
+        if not ticket.bucket_counted or (known is not None and known.bucket != learned.bucket):
             # This request went before its bucket was known, so no bucket window counted it: count it now (a
             # little late, which only makes the window stricter).
             ticket.bucket_counted = True
@@ -459,21 +445,3 @@ class DiscordScheduler:
     @classmethod
     def _bucket_window(cls, learned: Learned, ticket: _Ticket) -> Window:
         return Window(cls._bucket_key(learned, ticket), learned.limit, learned.per + BUCKET_MARGIN)
-
-
-def _seconds(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def _count(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
