@@ -108,33 +108,65 @@ async def test_waiting_requests_go_most_important_first(
     assert statuses(sim, MESSAGES, "POST") == [200] * 4
 
 
-async def test_card_edits_waiting_together_cost_one_request_showing_the_latest(
-    sim: DiscordSimulator, client: tuple[HTTPClient, DiscordScheduler]
-) -> None:
-    http, scheduler = client
-    channel = sim.guild.text_channel_id
-    card = await post(http, channel, "queued")
-    sim.rate_limits["PATCH " + MESSAGE] = (1, 0.5)
-    route = Route("PATCH", MESSAGE, channel_id=channel, message_id=card["id"])
-    shown: list[str] = []
-
+def editor(http: HTTPClient, route: Route, shown: list[str]) -> Callable[[str], Callable[[], Awaitable[Any]]]:
     def edit(content: str) -> Callable[[], Awaitable[Any]]:
         async def send() -> Any:
-            shown.append(content)
+            shown.append(content)  # rendered when its turn comes
             return await http.request(route, json={"content": content})
 
         return send
 
-    scheduler.coalesce(("card", card["id"]), route, edit("generating"))  # goes at once
-    await asyncio.sleep(0.05)
-    for state in ("downloading", "posting", "delivered"):  # wait for the bucket together
-        scheduler.coalesce(("card", card["id"]), route, edit(state))
-    await scheduler.close(grace=5.0)
+    return edit
+
+
+async def test_card_edits_waiting_for_the_bucket_together_cost_one_request_showing_the_latest(
+    sim: DiscordSimulator,
+) -> None:
+    point_discord_at(sim.rest_url, sim.gateway_url)
+    scheduler = DiscordScheduler(LocalTrafficState(), card_settle=0.0)
+    http = HTTPClient(asyncio.get_running_loop(), http_trace=scheduler.trace_config())
+    scheduler.install(http)
+    await http.static_login(sim.token)
+    try:
+        channel = sim.guild.text_channel_id
+        card = await post(http, channel, "queued")
+        sim.rate_limits["PATCH " + MESSAGE] = (1, 0.5)
+        route = Route("PATCH", MESSAGE, channel_id=channel, message_id=card["id"])
+        shown: list[str] = []
+        edit = editor(http, route, shown)
+
+        scheduler.coalesce(("card", card["id"]), route, edit("generating"))  # goes at once
+        await sim.wait_for(lambda: statuses(sim, MESSAGE, "PATCH"))
+        for state in ("downloading", "posting", "delivered"):  # wait for the bucket together
+            scheduler.coalesce(("card", card["id"]), route, edit(state))
+        await sim.wait_for(lambda: len(statuses(sim, MESSAGE, "PATCH")) == 2)
+        await asyncio.sleep(0.7)  # nothing more is coming
+    finally:
+        await scheduler.close(grace=1.0)
+        await http.close()
     assert shown == ["generating", "delivered"]
     assert statuses(sim, MESSAGE, "PATCH") == [200, 200]
     message = sim.message(int(card["id"]))
     assert message is not None
     assert message.content == "delivered"
+
+
+async def test_a_card_edit_settles_a_moment_so_a_job_moving_on_quickly_costs_one_edit(
+    sim: DiscordSimulator, client: tuple[HTTPClient, DiscordScheduler]
+) -> None:
+    http, scheduler = client  # the default: edits settle for a second
+    channel = sim.guild.text_channel_id
+    card = await post(http, channel, "queued")
+    route = Route("PATCH", MESSAGE, channel_id=channel, message_id=card["id"])
+    shown: list[str] = []
+    edit = editor(http, route, shown)
+    for state in ("finished", "downloading", "delivered"):  # a job that is done, fetched and posted at once
+        scheduler.coalesce(("card", card["id"]), route, edit(state))
+        await asyncio.sleep(0.1)
+    await sim.wait_for(lambda: statuses(sim, MESSAGE, "PATCH"), timeout=5)
+    await asyncio.sleep(0.3)
+    assert shown == ["delivered"]
+    assert statuses(sim, MESSAGE, "PATCH") == [200]
 
 
 async def test_a_429_that_happens_anyway_is_obeyed_counted_and_holds_the_bucket(
