@@ -5,13 +5,16 @@ for good, and then the message says why. Service side: real store and provider s
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import pytest
+
 from bot.domain.jobs import FailureKind, JobStatus
+from bot.services.delivery import delivery_target
 from bot.services.ports import ChatError
 from bot.sim.aimlapi import JobScript
-from tests.fakes import CARD, CHANNEL, FakeChat, make_env
+from tests.fakes import CARD, CHANNEL, THREAD, FakeChat, make_env
 
 
 @dataclass
@@ -71,6 +74,20 @@ async def test_a_video_ready_before_its_thread_waits_for_it(tmp_path: Path) -> N
             await running
         assert (await env.job(job.id)).status is JobStatus.DELIVERED
         assert [(p.channel_id, p.filename is not None) for p in env.chat.posts] == [(CARD, True)]
+        assert poller.errors == 0  # it waited; it did not try and fail
+
+
+async def test_delivery_refuses_to_post_for_a_job_whose_thread_is_still_being_started(tmp_path: Path) -> None:
+    async with make_env(tmp_path) as env:
+        job = await env.new_job(thread=None)
+        job = await env.store.jobs.transition(job.id, JobStatus.QUEUED, JobStatus.FAILED)  # any row will do
+        assert job is not None
+        assert job.thread_pending
+        with pytest.raises(ValueError, match="thread is still being started"):
+            delivery_target(job)
+        assert delivery_target(replace(job, thread_id=THREAD)) == (THREAD, None)
+        refused = replace(job, thread_refused="this channel cannot hold threads")
+        assert delivery_target(refused) == (CHANNEL, "this channel cannot hold threads")
 
 
 async def test_a_thread_refused_for_good_sends_the_video_to_the_channel_saying_why(tmp_path: Path) -> None:
