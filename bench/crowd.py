@@ -80,10 +80,12 @@ def _videos(w: BotWorld) -> tuple[list[float], list[float]]:
     """When each video was posted: (in its thread, in a channel itself)."""
     inside: list[float] = []
     outside: list[float] = []
-    for channel in w.channels:
-        outside += [m.created_at for m in w.discord.messages(channel) if m.attachments]
-        for thread in w.discord.threads(channel):
-            inside += [m.created_at for m in w.discord.messages(thread.id) if m.attachments]
+    parents = set(w.channels)
+    for channel in list(w.discord.channels.values()):  # one pass: this runs on the simulators' event loop
+        if channel.id in parents:
+            outside += [m.created_at for m in w.discord.messages(channel.id) if m.attachments]
+        elif channel.is_thread and channel.parent_id in parents:
+            inside += [m.created_at for m in w.discord.messages(channel.id) if m.attachments]
     return inside, outside
 
 

@@ -65,7 +65,7 @@ _SCAN_EVERY = 0.25  # seconds between looks for threads to start after wake-ups
 # Seconds between the starts of two rounds, at least. Jobs come due one by one (jittered polls) and every /video
 # wakes the poller; rounds this far apart take them in batches (one claim for many) at a cost of at most this
 # much delay for a poll that is seconds apart anyway.
-ROUND_GAP = 0.25
+ROUND_GAP = 0.1
 
 
 @dataclass(frozen=True)

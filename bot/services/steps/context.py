@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,12 +59,12 @@ class PollerConfig:
 
 class History:
     """How long the provider took for recent jobs of each model and clip length, read from the store at most
-    every `ttl` seconds (every submit and every poll asks)."""
+    every `ttl` seconds of the job clock (every submit and every poll asks)."""
 
-    def __init__(self, store: Store, ttl: float = 15.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: Store, clock: Clock, ttl: float = 15.0) -> None:
         self._store = store
         self._ttl = ttl
-        self._monotonic = monotonic
+        self._monotonic = clock
         self._cache: dict[tuple[str, int], tuple[float, list[float]]] = {}
 
     async def recent(self, model: str, duration: int) -> list[float]:
@@ -106,7 +105,7 @@ class StepContext:
         self.clock = clock
         self.pacer = pacer
         self.rand = rand
-        self.history = History(store)
+        self.history = History(store, clock)
         self.downloads = asyncio.Semaphore(config.max_concurrency)
         self.writes = BackgroundTasks(log, log_errors=False)  # shielded store writes; the awaiter handles errors
         self.streak: dict[int, int] = {}  # consecutive transient errors per job, for backoff
