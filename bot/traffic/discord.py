@@ -57,7 +57,7 @@ GLOBAL_KEY = "discord:global"
 # Our send times are not Discord's arrival times: windows are widened by this much so that jitter between the
 # two (connections, a busy server) can never put one request too many into a window on Discord's side.
 BUCKET_MARGIN = 0.25
-GLOBAL_MARGIN = 0.1
+GLOBAL_MARGIN = 0.25
 
 
 class Priority(IntEnum):
