@@ -52,8 +52,8 @@ async def run(jobs: int = JOBS) -> Result:
         routes = collections.Counter(f"{r.method} {r.route}" for r in limited)
         result.notes.append("429s by route: " + ", ".join(f"{k} x{v}" for k, v in routes.items()))
         result.notes.append(
-            "Status-card edits of jobs started in the same channel share its 5-per-5-s bucket, and discord.py "
-            "under-counts edits in flight when the window resets (DISCORD.md 3.1); coalescing or pacing card "
-            "edits per channel would remove these."
+            "Every bot-token request waits for its route's bucket in the Discord scheduler "
+            "(docs/traffic-control.md), so a 429 here means a bucket the scheduler did not know or misjudged: "
+            "see the routes above."
         )
     return result

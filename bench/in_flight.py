@@ -1,39 +1,59 @@
-"""In flight: 5,000 jobs at once, provider durations spread over 60–300 s, time compressed (see bench/fleet.py)."""
+"""In flight: 1,000 members run `/video` over 20 seconds in 50 channels, generations take 20–60 s, so all of them
+are in flight together, and the bot takes every job to its video at the default settings (the provider pace
+found, not set; Discord paced). How fast commands can arrive is the bursts' subject; this one is the pipeline's."""
 
 from __future__ import annotations
 
+import asyncio
+
+from bench.crowd import Crowd, add_common, add_notes, run_crowd
 from bench.fleet import FleetConfig, run_fleet
 from bench.report import Result, percentile
 
-JOBS = 5_000
+JOBS = 1_000
+POLL_INTERVAL = 10.0  # the default POLL_INTERVAL_SECONDS
 
 
-def run(jobs: int = JOBS) -> Result:
-    report = run_fleet(FleetConfig(jobs=jobs))
+def crowd(jobs: int = JOBS) -> Crowd:
+    return Crowd("in flight", jobs, max(1, jobs // 20), (20.0, 60.0), per_second=50.0)
+
+
+def run(jobs: int = JOBS, *, profile: bool = False) -> Result:
+    scenario = crowd(jobs)
     result = Result(
         "in flight",
-        f"{jobs:,} jobs accepted at once, provider durations 60–180 s (5 s clips) and 180–300 s (10 s clips)",
+        f"{jobs:,} jobs started at {scenario.per_second:g} per second over {scenario.channels} channels, generations "
+        "of 20–60 s, default settings, real time",
     )
-    result.seconds = report.wall_seconds
-    delivered = report.statuses.get("delivered", 0)
-    result.add("jobs delivered", f"{delivered:,} of {jobs:,}", f"{jobs:,}", delivered == jobs)
-    result.add("most jobs in flight at once", f"{report.peak_in_flight:,}", f"{jobs:,}", report.peak_in_flight >= jobs)
-    result.add("provider requests per job", f"{report.requests_per_job:.2f}")
-    p50, p95 = percentile(report.lags, 50), percentile(report.lags, 95)
-    result.add("delivery lag after the provider finished, p50", f"{p50:.1f} s")
-    result.add("delivery lag after the provider finished, p95", f"{p95:.1f} s")
-    result.add("CPU seconds per 1,000 jobs", f"{report.cpu_seconds / jobs * 1000:.1f} s")
-    result.add("peak RSS", f"{report.peak_rss_mib:.0f} MiB", "<= 150 MB", report.peak_rss_mib * 1.048576 <= 150)
-    rate = report.requests / report.simulated_seconds if report.simulated_seconds else float("nan")
-    result.add("provider request rate a live bot needs", f"{rate:.0f} req/s")
-    result.notes += [
-        "Time is compressed by jumping the shared clock to the next due job; the poller's real-time request "
-        "bucket (5 req/s by default) is off here. A live bot with this many jobs in flight needs the rate above, "
-        "so an operator expecting thousands of concurrent jobs must raise the provider request rate accordingly.",
-        f"Delivery lag is from the simulator's true finish time to the post, on the simulated clock; it is the "
-        f"poll schedule's lag (the first poll goes at the median of recent durations). Wall time "
-        f"{report.wall_seconds:.0f} s for {report.simulated_seconds:.0f} simulated seconds.",
-        "The AI/ML API simulator runs in a separate process, so CPU and RSS are the bot's own (store, client, "
-        "downloader, poller); Discord is a no-op stand-in here (its cost is in the burst and budget scenarios).",
-    ]
+    outcome = asyncio.run(run_crowd(scenario, profile=profile))
+    # The job pipeline alone, as the earlier in-flight run measured it (58 s per 1,000 jobs): the real poller, store,
+    # provider client and downloader against the provider simulator in its own process, Discord a no-op stand-in,
+    # time compressed (the pacer still paces in real time: nothing is switched off).
+    pipeline = run_fleet(FleetConfig(jobs=jobs, durations={5: scenario.durations, 10: scenario.durations}))
+    add_common(result, outcome)
+    p95 = percentile(outcome.lags, 95)
+    result.add("time until all delivered", f"{outcome.until_last:.0f} s")
+    result.add("delivery lag after the provider finished, p50", f"{percentile(outcome.lags, 50):.1f} s")
+    limit = 2 * POLL_INTERVAL
+    result.add("delivery lag after the provider finished, p95", f"{p95:.1f} s", f"<= {limit:.0f} s", p95 <= limit)
+    result.add("provider requests per job", f"{outcome.provider_requests / jobs:.2f}")
+    result.add("provider 429s", str(outcome.provider_limited))
+    whole = outcome.cpu / jobs * 1000
+    profiled = " (profiled: slower)" if profile else ""
+    result.add(f"bot CPU seconds per 1,000 jobs, everything{profiled}", f"{whole:.1f} s")
+    per_thousand = pipeline.cpu_seconds / jobs * 1000
+    result.add(
+        "job pipeline CPU seconds per 1,000 jobs (as in the 58 s run)", f"{per_thousand:.1f} s", "<= 15 s",
+        per_thousand <= 15,
+    )  # fmt: skip
+    result.add("job pipeline: provider requests per job, p95 lag", f"{pipeline.requests_per_job:.2f}, "
+               f"{percentile(pipeline.lags, 95):.1f} s")  # fmt: skip
+    result.notes.append(
+        '"Everything" is the bot process\'s own CPU from the first /video to the last video: answering the '
+        "commands, threads, card edits, submits, polls, downloads and uploads. The job pipeline figure measures "
+        "what the earlier in-flight run measured (poller, store, provider client, downloader; Discord a no-op "
+        "stand-in; time compressed, the provider pace still found in real time). Delivery lag is from the "
+        "simulator's finish time to the video message in Discord, per job (matched through the bot's database)."
+    )
+    add_notes(result, outcome)
     return result

@@ -17,8 +17,8 @@ DOC = ROOT / "docs" / "benchmarks.md"
 _HEADER = """# Benchmarks
 
 Produced by `python -m bench` (see README "Benchmarks"). Each run appends its tables below, newest last, with
-the date, the machine (cores, memory) and the commit it measured. "met" compares a figure with the target from
-issue 6; a miss is explained in the notes under the table and in README.
+the date, the machine (cores, memory) and the commit it measured. "met" compares a figure with the target set for
+it; a miss is explained in the notes under the table and in README.
 """
 
 

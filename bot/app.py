@@ -35,6 +35,7 @@ from bot.services.styles import StyleBook
 from bot.services.tasks import BackgroundTasks
 from bot.settings import Settings
 from bot.storage import Store
+from bot.traffic.discord import DiscordScheduler
 
 __all__ = ["EXTENSIONS", "Reelbot", "StartupOptions"]
 
@@ -68,17 +69,24 @@ class Reelbot(commands.Bot):
         poller_factory: Callable[[ChatPort], Poller],
         options: StartupOptions | None = None,
         metrics: Metrics | None = None,
+        traffic: DiscordScheduler | None = None,
     ) -> None:
         # Only the guilds intent: the guild cache gives channels, roles and the boost tier (upload limit).
         # No privileged intents; interactions carry the member and their roles.
         intents = discord.Intents.none()
         intents.guilds = True
+        extra: dict[str, Any] = {"http_trace": traffic.trace_config()} if traffic is not None else {}
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
+            **extra,
         )
+        # Every bot-token REST request waits for its turn in the scheduler (interaction responses never do).
+        self.traffic = traffic
+        if traffic is not None:
+            traffic.install(self.http)
         self.settings = settings
         self.store = store  # for the operator's side (health checks, metrics, command sync), never for cogs
         self.intake = intake
@@ -87,7 +95,7 @@ class Reelbot(commands.Bot):
         self.characters = characters
         self.styles = styles
         self.metrics = metrics or Metrics()  # scraped only when METRICS_PORT is set
-        self.chat = DiscordChat(self, card_view)
+        self.chat = DiscordChat(self, card_view, traffic)
         self.media = DiscordMedia(self, self.chat)
         """Fresh, checked URLs for a job's images (character sheets, members' uploads)."""
         self.poller: Poller = poller_factory(self.chat)
@@ -96,6 +104,12 @@ class Reelbot(commands.Bot):
         self.options = options or StartupOptions()
         self._tasks = BackgroundTasks(log)
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
+
+    def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
+        if event_name == "interaction" and self.traffic is not None:
+            # Called as the gateway event is parsed, before any handler runs: background work steps aside.
+            self.traffic.foreground.arrived()
+        super().dispatch(event_name, *args, **kwargs)
 
     async def _dispatch_job_changed(self, job: Any) -> None:
         self.dispatch("job_changed", job)
@@ -127,6 +141,8 @@ class Reelbot(commands.Bot):
     async def close(self) -> None:
         await self.poller.stop()
         await self._tasks.cancel_all(within=5.0)
+        if self.traffic is not None:
+            await self.traffic.close(grace=3.0)  # the cards' last edits
         await super().close()
 
     async def on_app_command_error(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.chat import card_embed
-from bot.discord_ui import ASPECTS, is_moderator, member_role_ids, post_modlog_line, reply_ephemeral, start_thread
+from bot.discord_ui import ASPECTS, is_moderator, member_role_ids, post_modlog_line, record_card, reply_ephemeral
 from bot.domain.jobs import Job, JobStatus
 from bot.domain.quotas import QuotaStatus
 from bot.domain.validation import MAX_PROMPT_CHARS, problems_message
@@ -28,7 +28,7 @@ from bot.services.card_controls import Actor, CancelOutcome, Denied
 from bot.services.intake import Invalid
 from bot.services.media import Unavailable
 from bot.services.modlog import action_text
-from bot.services.presenter import Card, Controls, failure_message, render_card
+from bot.services.presenter import Card, Controls, render_card
 from bot.services.quota_words import refusal_message, unavailable_message
 from bot.storage import Refused
 from bot.team_buttons import approve, delete, details, show_reject
@@ -175,22 +175,15 @@ async def cancel(interaction: discord.Interaction[Reelbot], job_id: int) -> None
         assert job is not None
         text = f"Job #{job.id} is cancelled and its video was refunded. Nothing will be posted."
         await bot.poller.announce(job)  # card, metrics, mod-log
-        await _tell_thread(bot, job)
         if interaction.user.id != job.user_id:
             await post_modlog_line(
                 bot, job.guild_id, action_text(interaction.user.id, f"cancelled job #{job.id} of <@{job.user_id}>")
             )
         log.info("job cancelled by %s", interaction.user.id, extra=job_extra(job.id))
     await reply_ephemeral(interaction, text)
-
-
-async def _tell_thread(bot: Reelbot, job: Job) -> None:
-    try:
-        await bot.chat.post_text(
-            job.thread_id or job.channel_id, failure_message(job), nonce=None, mention_user_id=job.user_id
-        )
-    except Exception as exc:
-        log.warning("could not post the cancellation in the thread: %s", exc, extra=job_extra(job.id))
+    if outcome is CancelOutcome.CANCELLED and job is not None:
+        # In the thread, like every job's ending; after the reply, as the thread may still be waiting its turn.
+        await bot.poller.tell(job)
 
 
 async def show_remix(interaction: discord.Interaction[Reelbot], job_id: int) -> None:
@@ -257,19 +250,17 @@ async def again(
 
 
 async def _post_card(bot: Reelbot, job: Job, quota: QuotaStatus | None) -> Job | None:
-    """The new job's public card and thread, with the bot token. If the card cannot be posted the member
-    would never see the job, so it fails and is refunded before the poller picks it up."""
+    """The new job's public card, with the bot token and ids only (the poller starts its thread on it). If the
+    card cannot be posted the member would never see the job, so it fails and is refunded before the poller picks
+    it up."""
     card = render_card(job, await bot.intake.card_context(job, quota=quota))
     try:
-        # The cached channel (not a partial one) so the message knows its guild and can hold a thread.
-        channel = bot.get_channel(job.channel_id) or await bot.fetch_channel(job.channel_id)
-        assert isinstance(channel, discord.abc.Messageable)
-        message = await channel.send(embed=card_embed(card), view=card_view(card))
+        message = await bot.get_partial_messageable(job.channel_id).send(embed=card_embed(card), view=card_view(card))
     except discord.HTTPException:
         log.exception("could not post the card of a restarted job; failing it", extra=job_extra(job.id))
         await bot.intake.abandon(job.id, "the card could not be posted")
         return None
-    return await start_thread(bot, job, message)
+    return await record_card(bot, job, message.id)
 
 
 async def block_from_log(interaction: discord.Interaction[Reelbot], job_id: int) -> None:

@@ -2,20 +2,25 @@
 
 Every call here uses the bot's own channel API, never an interaction token, so results that arrive hours
 after the command (interaction tokens die after 15 minutes) are still delivered and the card still updates.
+Every call needs only ids (no gateway cache), so a process without a gateway connection can make them too.
 Mentions are opt-in: only the requester is ever pinged.
+
+Each call says how urgent it is to the Discord scheduler (`bot.traffic.discord`): deliveries, threads and
+notices go first; card edits go last and are coalesced, only a card's latest state being sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import discord
-from discord.http import Route
+from discord.http import Route, handle_message_parameters
+from discord.utils import MISSING
 
 from bot.services.ports import ChatError
 from bot.services.presenter import Card, Controls
+from bot.traffic.discord import DiscordScheduler, Priority, priority
 
 __all__ = ["DiscordChat", "card_embed"]
 
@@ -43,16 +48,22 @@ def _chat_error(exc: discord.HTTPException) -> ChatError:
     # not heal by retrying; everything else (5xx after discord.py's own retries, odd 4xx) may.
     permanent = exc.status in (400, 403, 404, 413)
     message = f"Discord answered {exc.status} (code {exc.code}): {exc.text}"
-    return ChatError(message, permanent=permanent, status=exc.status)
+    return ChatError(message, permanent=permanent, status=exc.status, code=exc.code or None)
 
 
 class DiscordChat:
     """`ChatPort` over a logged-in discord.py client."""
 
-    def __init__(self, client: discord.Client, card_view: Callable[[Card | Controls], discord.ui.View]) -> None:
+    def __init__(
+        self,
+        client: discord.Client,
+        card_view: Callable[[Card | Controls], discord.ui.View],
+        scheduler: DiscordScheduler | None = None,
+    ) -> None:
         self._client = client
         self.view = card_view
         """Builds the buttons of a card (or of other `Controls`) from its actions (an empty view removes them)."""
+        self._scheduler = scheduler  # None: card edits are sent at once, uncoalesced
 
     def upload_limit(self, guild_id: int) -> int:
         guild = self._client.get_guild(guild_id)
@@ -72,14 +83,10 @@ class DiscordChat:
         mention_user_id: int,
         controls: Controls | None = None,
     ) -> int:
-        try:
-            file = discord.File(path, filename=filename)
-            message = await self._channel(thread_id).send(
-                content, file=file, nonce=nonce, allowed_mentions=_only(mention_user_id), **self._view(controls)
-            )
-        except discord.HTTPException as exc:
-            raise _chat_error(exc) from None
-        return message.id
+        file = discord.File(path, filename=filename)
+        return await self._post(
+            thread_id, content=content, file=file, nonce=nonce, mention_user_id=mention_user_id, controls=controls
+        )
 
     async def post_text(
         self,
@@ -90,18 +97,39 @@ class DiscordChat:
         mention_user_id: int,
         controls: Controls | None = None,
     ) -> int:
+        return await self._post(
+            thread_id, content=content, nonce=nonce, mention_user_id=mention_user_id, controls=controls
+        )
+
+    async def _post(
+        self,
+        channel_id: int,
+        *,
+        content: str,
+        nonce: str | None,
+        mention_user_id: int,
+        file: discord.File | None = None,
+        controls: Controls | None = None,
+    ) -> int:
+        """One message, urgent, by the REST call alone: only its id is needed back, so no Message object is built
+        from Discord's answer (which is most of what `channel.send` costs besides the request). The buttons are
+        DynamicItems, which discord.py dispatches by custom id whatever message they are on."""
         try:
-            channel = self._channel(thread_id)
-            extra: dict[str, Any] = {"nonce": nonce} if nonce else {}
-            message = await channel.send(
-                content, allowed_mentions=_only(mention_user_id), **extra, **self._view(controls)
-            )
+            with (
+                priority(Priority.URGENT),
+                handle_message_parameters(
+                    content,
+                    file=file if file is not None else MISSING,
+                    nonce=nonce or None,
+                    allowed_mentions=_only(mention_user_id),
+                    previous_allowed_mentions=self._client.allowed_mentions,
+                    view=self.view(controls) if controls is not None and controls.actions else MISSING,
+                ) as params,
+            ):
+                data = await self._client.http.send_message(channel_id, params=params)
         except discord.HTTPException as exc:
             raise _chat_error(exc) from None
-        return message.id
-
-    def _view(self, controls: Controls | None) -> dict[str, Any]:
-        return {"view": self.view(controls)} if controls is not None and controls.actions else {}
+        return int(data["id"])
 
     async def delete_message(self, channel_id: int, message_id: int) -> bool:
         try:
@@ -115,17 +143,43 @@ class DiscordChat:
     async def find_message(self, thread_id: int, contains: str) -> int | None:
         me = self._client.user
         try:
-            async for message in self._channel(thread_id).history(limit=50):
-                if (me is None or message.author.id == me.id) and contains in message.content:
-                    return message.id
+            with priority(Priority.URGENT):
+                async for message in self._channel(thread_id).history(limit=50):
+                    if (me is None or message.author.id == me.id) and contains in message.content:
+                        return message.id
         except discord.HTTPException as exc:
             raise _chat_error(exc) from None
         return None
 
-    async def update_card(self, channel_id: int, message_id: int, card: Card) -> None:
+    async def start_thread(self, channel_id: int, message_id: int, name: str) -> int:
         try:
-            message = self._channel(channel_id).get_partial_message(message_id)
-            await message.edit(embed=card_embed(card), view=self.view(card))
+            with priority(Priority.URGENT):
+                data = await self._client.http.start_thread_with_message(
+                    channel_id, message_id, name=name, auto_archive_duration=1440
+                )
+        except discord.HTTPException as exc:
+            raise _chat_error(exc) from None
+        return int(data["id"])
+
+    async def update_card(self, channel_id: int, message_id: int, render: Callable[[], Awaitable[Card]]) -> None:
+        """Coalesced: returns at once; the card is rendered and sent when the scheduler gives it its turn, and a
+        newer edit of the same card replaces one still waiting. Failures are logged by the scheduler."""
+
+        async def send() -> None:
+            card = await render()
+            # The REST call alone (no Message built from the answer), the buttons as in `_post`.
+            with handle_message_parameters(embed=card_embed(card), view=self.view(card)) as params:
+                await self._client.http.edit_message(channel_id, message_id, params=params)
+
+        if self._scheduler is not None:
+            route = Route(
+                "PATCH", "/channels/{channel_id}/messages/{message_id}", channel_id=channel_id, message_id=message_id
+            )
+            self._scheduler.coalesce(("card", message_id), route, send)
+            return
+        try:
+            with priority(Priority.CARD):
+                await send()
         except discord.HTTPException as exc:
             raise _chat_error(exc) from None
 

@@ -1,5 +1,5 @@
 """The Discord pieces every command and button shares: private replies, a member's roles, the moderator check,
-the shapes a member can pick, starting a new job's thread, and the mod-log channel's posts.
+the shapes a member can pick, recording a new job's card, and the mod-log channel's posts.
 
 Everything here is a thin adapter between discord.py objects and the services the bot holds
 (`interaction.client.intake`, `.moderators`, ...); decisions and data stay in the services.
@@ -18,7 +18,6 @@ from bot.domain.jobs import Job
 from bot.domain.text import escape_markdown
 from bot.logs import job_extra
 from bot.services.modlog import action_text, job_entry
-from bot.services.presenter import cast_note, thread_name
 
 if TYPE_CHECKING:
     from bot.app import Reelbot
@@ -32,9 +31,9 @@ __all__ = [
     "member_role_ids",
     "post_job_entry",
     "post_modlog_line",
+    "record_card",
     "reply_ephemeral",
     "report_moderator_action",
-    "start_thread",
     "style_choices",
     "update_job_entry",
     "withdraw",
@@ -88,24 +87,12 @@ async def is_moderator(interaction: discord.Interaction[Reelbot]) -> bool:
     )
 
 
-async def start_thread(bot: Reelbot, job: Job, message: discord.Message) -> Job:
-    """Record the new job's card, start its thread on it, and hand the job to the poller and the mod-log.
+async def record_card(bot: Reelbot, job: Job, message_id: int) -> Job:
+    """Record the new job's status card and hand the job to the poller (which starts the job's thread on the card,
+    paced with everything else the bot sends) and to the mod-log.
 
     Shared by `/video` and the card buttons that start a new job (Retry, Remix, aspect switch)."""
-    job = await bot.intake.card_posted(job.id, message.id)
-    try:
-        thread = await message.create_thread(name=thread_name(job.id, job.prompt), auto_archive_duration=1440)
-    except (discord.HTTPException, ValueError):
-        # Permissions changed since the check (or the message lacks its guild); the video goes in the channel.
-        log.warning("could not start the thread; will deliver in the channel", extra=job_extra(job.id))
-    else:
-        job = await bot.intake.thread_started(job.id, thread.id)
-        note = cast_note(job)
-        if note is not None:
-            try:
-                await thread.send(note, allowed_mentions=_NO_MENTIONS)
-            except discord.HTTPException as exc:
-                log.warning("could not post the characters in the thread: %s", exc, extra=job_extra(job.id))
+    job = await bot.intake.card_posted(job.id, message_id)
     bot.poller.wake()
     bot.dispatch("job_accepted", job)  # the mod-log entry (cogs/modlog.py)
     return job

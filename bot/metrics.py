@@ -102,6 +102,28 @@ class Metrics:
             ["check"],
             registry=r,
         )
+        # Traffic control (bot.traffic): what Discord and the provider let through.
+        self.discord_rate_limited = Counter(
+            "reelbot_discord_rate_limited_total",
+            "429 answers from Discord, by scope (user, shared, global).",
+            ["scope"],
+            registry=r,
+        )
+        self.discord_waiting = Gauge(
+            "reelbot_discord_waiting_requests",
+            "Discord requests waiting for their turn (read at scrape time).",
+            registry=r,
+        )
+        self.provider_pace = Gauge(
+            "reelbot_provider_pace",
+            "Requests per second the provider pacer allows now (read at scrape time).",
+            registry=r,
+        )
+        self.provider_waiting = Gauge(
+            "reelbot_provider_waiting_requests",
+            "Provider requests waiting for their turn (read at scrape time).",
+            registry=r,
+        )
 
     def set_job_counts(self, counts: Mapping[Any, int]) -> None:
         """Replace the jobs-by-state gauge with fresh counts from the store."""

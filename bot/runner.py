@@ -37,11 +37,16 @@ from bot.services.ports import ChatPort
 from bot.services.styles import StyleBook
 from bot.settings import Settings
 from bot.storage import DatabaseUrl, Store
+from bot.traffic.discord import DiscordScheduler
+from bot.traffic.foreground import Foreground
+from bot.traffic.provider import PacerConfig, ProviderPacer
+from bot.traffic.state import LocalTrafficState
 
 __all__ = ["assemble", "run_bot", "run_migrate", "run_sync", "serve"]
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 8.0
+_CARD_QUOTA_FRESH = 10.0  # seconds a member's allowance, read for a progress card, is shown on their other cards
 
 
 def media_dir(settings: Settings) -> Path:
@@ -58,7 +63,8 @@ async def assemble(
     store = await Store.open(settings.database, clock=clock)
     downloader = MediaDownloader(allow_private_networks=settings.media_allow_private_networks)
     try:
-        async with aiohttp.ClientSession() as session:
+        # The AI/ML API sets no cookies worth keeping; a jar that ignores them saves work on every request.
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
             metrics = Metrics()
             provider = MeteredProvider(AimlClient(session, settings.aiml_base, settings.aiml_api_key), metrics)
             intake = Intake(
@@ -71,6 +77,7 @@ async def assemble(
                     approval_timeout=settings.job_timeout_seconds,
                 ),
                 clock=clock,
+                card_quota_fresh=_CARD_QUOTA_FRESH,
             )
             moderators = ModeratorActions(store, intake, default_limit=settings.quota_default_limit, clock=clock)
             characters = CharacterLibrary(
@@ -81,6 +88,21 @@ async def assemble(
                 ),
             )
             config = PollerConfig.from_settings(settings, media_dir(settings))
+            # One traffic state for the Discord scheduler and the provider pacer (in this process), and one
+            # foreground: interactions arriving make all background work wait a little.
+            traffic_state = LocalTrafficState()
+            foreground = Foreground()
+            traffic = DiscordScheduler(
+                traffic_state,
+                per_second=settings.discord_requests_per_second,
+                on_rate_limited=lambda scope: metrics.discord_rate_limited.labels(scope=scope).inc(),
+                foreground=foreground,
+            )
+            pacer = ProviderPacer(
+                traffic_state,
+                PacerConfig(cap=settings.provider_requests_per_second, max_in_flight=config.max_concurrency),
+                foreground=foreground,
+            )
 
             def make_poller(chat: ChatPort) -> Poller:
                 return Poller(
@@ -92,6 +114,8 @@ async def assemble(
                     clock=clock,
                     on_change=job_observer(metrics, store.jobs.is_free),
                     card_context=intake.owner_card_context,
+                    pacer=pacer,
+                    foreground=foreground,
                 )
 
             bot = Reelbot(
@@ -105,6 +129,7 @@ async def assemble(
                 poller_factory=make_poller,
                 options=options,
                 metrics=metrics,
+                traffic=traffic,
             )
             try:
                 yield bot
@@ -155,6 +180,10 @@ async def _health_server(settings: Settings, bot: Reelbot) -> AsyncIterator[Heal
 
     async def refresh() -> None:
         bot.metrics.set_job_counts(await bot.store.jobs.counts_by_status())
+        if bot.traffic is not None:
+            bot.metrics.discord_waiting.set(bot.traffic.waiting)
+        bot.metrics.provider_pace.set(bot.poller.pacer.rate)
+        bot.metrics.provider_waiting.set(bot.poller.pacer.waiting)
 
     # A healthy poller shows a sign of life at least every poll interval, unless a round is busy downloading and
     # posting large videos (the download alone may take its 120 s timeout); beyond this, call it stuck.

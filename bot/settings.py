@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     shared_characters_per_server: int = Field(default=100, ge=0)
     poll_interval_seconds: float = Field(default=10, gt=0)
     job_timeout_seconds: float = Field(default=1800, gt=0)
-    provider_requests_per_second: float = Field(default=5, gt=0)
+    provider_requests_per_second: float | None = Field(default=None, gt=0)
+    discord_requests_per_second: int = Field(default=45, ge=1, le=10_000)
     media_allow_private_networks: bool = False
     dev_guild_id: int | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -62,7 +63,14 @@ class Settings(BaseSettings):
             return value
         return value.upper() if value.lower() in {"debug", "info", "warning", "error", "critical"} else value.lower()
 
-    @field_validator("discord_gateway_url", "dev_guild_id", "metrics_port", "media_dir", mode="before")
+    @field_validator(
+        "discord_gateway_url",
+        "dev_guild_id",
+        "metrics_port",
+        "media_dir",
+        "provider_requests_per_second",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `FOO=` in an .env file means "not set", not "set to the empty string".

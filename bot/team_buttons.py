@@ -16,14 +16,14 @@ import discord
 
 from bot.chat import card_embed
 from bot.discord_ui import is_moderator, post_modlog_line, reply_ephemeral
-from bot.domain.jobs import Job, JobStatus
+from bot.domain.jobs import JobStatus
 from bot.logs import job_extra
 from bot.services.card_controls import Actor, RemoveOutcome
 from bot.services.details import details_card
 from bot.services.moderator_actions import ReviewOutcome, ReviewResult
 from bot.services.modlog import action_text
 from bot.services.ports import ChatError
-from bot.services.presenter import approved_message, failure_message, removed_message, status_label
+from bot.services.presenter import approved_message, removed_message, status_label
 
 if TYPE_CHECKING:
     from bot.app import Reelbot
@@ -51,12 +51,12 @@ async def approve(interaction: discord.Interaction[Reelbot], job_id: int) -> Non
     assert job is not None
     bot.poller.wake()  # it is due now
     await bot.poller.announce(job)  # card, mod-log entry
-    await _tell_thread(bot, job, approved_message(job))
     await post_modlog_line(
         bot, job.guild_id, action_text(interaction.user.id, f"approved job #{job.id} of <@{job.user_id}>")
     )
     await reply_ephemeral(interaction, f"Approved: job #{job.id} goes to the video service now.")
     log.info("job approved by %s", interaction.user.id, extra=job_extra(job.id))
+    await bot.poller.tell(job, approved_message(job))  # last: the thread may still be waiting its turn
 
 
 async def show_reject(interaction: discord.Interaction[Reelbot], job_id: int) -> None:
@@ -110,11 +110,11 @@ async def reject(interaction: discord.Interaction[Reelbot], job_id: int, reason:
     job = result.job
     assert job is not None
     await bot.poller.announce(job)  # card, metrics, mod-log entry
-    await _tell_thread(bot, job, failure_message(job))
     what = f"rejected job #{job.id} of <@{job.user_id}> (refunded)"
     await post_modlog_line(bot, job.guild_id, action_text(interaction.user.id, what, reason))
     await reply_ephemeral(interaction, f"Rejected: job #{job.id} will not be made, and its video was refunded.")
     log.info("job rejected by %s", interaction.user.id, extra=job_extra(job.id))
+    await bot.poller.tell(job)  # last: the thread may still be waiting its turn
 
 
 def _not_reviewed(job_id: int, result: ReviewResult) -> str:
@@ -155,7 +155,7 @@ async def delete(interaction: discord.Interaction[Reelbot], job_id: int) -> None
             return
     if result.outcome is RemoveOutcome.REMOVED:
         await bot.poller.announce(job)  # the card says who removed it
-        await _tell_thread(bot, job, removed_message(job))
+        await bot.poller.tell(job, removed_message(job))
         what = f"removed the video of job #{job.id} of <@{job.user_id}>"
         await post_modlog_line(bot, job.guild_id, action_text(interaction.user.id, what))
         log.info("video removed by %s", interaction.user.id, extra=job_extra(job.id))
@@ -173,11 +173,3 @@ async def details(interaction: discord.Interaction[Reelbot], job_id: int) -> Non
     await interaction.response.send_message(
         embed=card_embed(details_card(job)), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
     )
-
-
-async def _tell_thread(bot: Reelbot, job: Job, text: str) -> None:
-    """Best-effort: the decision in the job's thread, mentioning nobody but the requester (when named)."""
-    try:
-        await bot.chat.post_text(job.thread_id or job.channel_id, text, nonce=None, mention_user_id=job.user_id)
-    except ChatError as exc:
-        log.warning("could not post in the job's thread: %s", exc, extra=job_extra(job.id))

@@ -27,8 +27,8 @@ from bot.discord_ui import (
     DURATION_CHOICES,
     character_choices,
     member_role_ids,
+    record_card,
     reply_ephemeral,
-    start_thread,
     style_choices,
     withdraw,
 )
@@ -183,12 +183,12 @@ class VideoCog(commands.Cog):
             log.exception("could not answer /video; cancelling job", extra=job_extra(job.id))
             await self.bot.intake.abandon(job.id, "the reply to /video could not be sent")
             return
-        job = await start_thread(self.bot, job, message)
+        job = await record_card(self.bot, job, message.id)
         log.info("job accepted", extra=job_extra(job.id, user_id=job.user_id, guild_id=job.guild_id))
 
     async def _show_card(self, interaction: discord.Interaction[Reelbot], card: Card) -> discord.InteractionMessage:
-        """The card as the interaction's own answer (a message bound to the channel, so it can hold a thread):
-        the reply, or the deferred "thinking…" message edited into the card."""
+        """The card as the interaction's own answer (the poller starts the job's thread on it): the reply, or the
+        deferred "thinking…" message edited into the card."""
         if interaction.response.is_done():  # deferred while the character sheets were read
             return await interaction.edit_original_response(embed=card_embed(card), view=self.bot.chat.view(card))
         callback = await interaction.response.send_message(embed=card_embed(card), view=self.bot.chat.view(card))

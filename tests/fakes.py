@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ class FakeChat:
     default_upload_limit: int = DEFAULT_UPLOAD_LIMIT
     posts: list[Post] = field(default_factory=list)
     cards: list[tuple[int, int, Card]] = field(default_factory=list)
+    threads: dict[int, int] = field(default_factory=dict)  # card message id -> thread id
     gone_channels: set[int] = field(default_factory=set)  # deleted threads: every call there is a 404
     calls: list[str] = field(default_factory=list)  # operation names in order, including failed ones
     _failures: dict[str, list[ChatError | Exception]] = field(default_factory=dict)
@@ -68,7 +69,8 @@ class FakeChat:
     # ---- test controls
 
     def fail_next(self, operation: str, *errors: ChatError | Exception) -> None:
-        """The next calls of `operation` ("post_file", "post_text", "find_message", "update_card") raise these."""
+        """The next calls of `operation` ("post_file", "post_text", "find_message", "update_card",
+        "start_thread") raise these."""
         self._failures.setdefault(operation, []).extend(errors)
 
     def lose_reply_next(self, operation: str, times: int = 1) -> None:
@@ -161,9 +163,18 @@ class FakeChat:
                 return post.message_id
         return None
 
-    async def update_card(self, channel_id: int, message_id: int, card: Card) -> None:
+    async def start_thread(self, channel_id: int, message_id: int, name: str) -> int:
+        self._enter("start_thread", channel_id)
+        if message_id in self.threads:
+            raise ChatError(
+                "A thread has already been created for this message", permanent=True, status=400, code=160004
+            )
+        self.threads[message_id] = message_id  # Discord: a thread started on a message has the message's id
+        return message_id
+
+    async def update_card(self, channel_id: int, message_id: int, render: Callable[[], Awaitable[Card]]) -> None:
         self._enter("update_card", channel_id)
-        self.cards.append((channel_id, message_id, card))
+        self.cards.append((channel_id, message_id, await render()))
 
 
 @dataclass
@@ -341,7 +352,8 @@ async def make_env(
             "poll_interval": 10.0,
             "job_timeout": 1800.0,
             "media_dir": tmp / "media",
-            "max_requests_per_second": 0,
+            # The pacer's own tests run it as deployed; here it starts fast so tests spend no real time waiting.
+            "provider_start_rate": 10_000.0,
             "stop_grace": 0.5,
         }
         defaults.update(config)

@@ -100,6 +100,8 @@ async def test_sigterm_exits_0_and_the_next_start_delivers_the_job_once(world: W
 
     first = await start()
     await world.discord.wait_for(lambda: world.discord.identify_count >= 1, timeout=20)
+    # The commands are synced in the background after connecting; members can only run synced commands.
+    await world.discord.wait_for(lambda: world.discord.commands(world.guild.id), timeout=20)
     card = await (await world.video()).wait_response(timeout=5)
     await world.discord.wait_for(lambda: len(world.aiml.submissions) == 1, timeout=10)
 

@@ -122,13 +122,13 @@ async def test_the_owners_card_context_reads_their_limit_with_the_roles_stored_w
     assert (context.allowance.remaining, context.allowance.total) == (8, 9)  # type: ignore[union-attr]
 
 
-async def test_card_and_thread_ids_are_recorded_and_an_unseen_job_is_abandoned_and_refunded(
+async def test_the_card_is_recorded_with_its_thread_to_start_and_an_unseen_job_is_abandoned_and_refunded(
     intake: Intake, store: Store
 ) -> None:
     job = (await accepted(intake)).job
     job = await intake.card_posted(job.id, 555)
-    job = await intake.thread_started(job.id, 555)
-    assert (job.status_message_id, job.thread_id) == (555, 555)
+    assert (job.status_message_id, job.thread_id) == (555, None)
+    assert job.thread_pending  # the poller's thread step starts it on the card
 
     abandoned = await intake.abandon(job.id, "the reply could not be sent")
     assert abandoned is not None

@@ -60,6 +60,21 @@ TYPES_BEFORE = {
     "reelbot_submissions": "counter",
     "reelbot_submit_requests": "counter",
 }
+# Added since, with traffic control (docs/traffic-control.md).
+SERIES_ADDED = {
+    ("reelbot_discord_rate_limited_total", ("scope",)),
+    ("reelbot_discord_waiting_requests", ()),
+    ("reelbot_provider_pace", ()),
+    ("reelbot_provider_waiting_requests", ()),
+}
+TYPES_ADDED = {
+    "reelbot_discord_rate_limited": "counter",
+    "reelbot_discord_waiting_requests": "gauge",
+    "reelbot_provider_pace": "gauge",
+    "reelbot_provider_waiting_requests": "gauge",
+}
+SERIES = SERIES_BEFORE | SERIES_ADDED
+TYPES = TYPES_BEFORE | TYPES_ADDED
 BUCKETS_BEFORE = {
     "reelbot_initial_response_seconds": [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, math.inf],
     "reelbot_delivery_lag_seconds": [0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 900, math.inf],
@@ -77,15 +92,16 @@ def every_series_used_once(metrics: Metrics) -> None:
     metrics.poll_requests.labels(outcome="ok").inc()
     metrics.failures.labels(kind="timeout").inc()
     metrics.health.labels(check="database").set(1)
+    metrics.discord_rate_limited.labels(scope="global").inc()
 
 
-def test_names_labels_types_and_buckets_are_what_they_were() -> None:
+def test_names_labels_types_and_buckets_are_what_they_were_plus_those_added_since() -> None:
     metrics = Metrics()
     every_series_used_once(metrics)
     families = list(text_string_to_metric_families(generate_latest(metrics.exported).decode()))
 
-    assert {(s.name, tuple(sorted(s.labels))) for f in families for s in f.samples} == SERIES_BEFORE
-    assert {f.name: f.type for f in families} == TYPES_BEFORE
+    assert {(s.name, tuple(sorted(s.labels))) for f in families for s in f.samples} == SERIES
+    assert {f.name: f.type for f in families} == TYPES
     for family in families:
         if family.type == "histogram":
             bounds = [float(s.labels["le"]) for s in family.samples if s.name.endswith("_bucket")]
@@ -94,7 +110,7 @@ def test_names_labels_types_and_buckets_are_what_they_were() -> None:
 
 def test_every_metric_the_operator_needs_is_exported_from_the_start() -> None:
     text = generate_latest(Metrics().exported).decode()
-    for family in TYPES_BEFORE:
+    for family in TYPES:
         assert f"# TYPE {family}" in text, family
     assert "reelbot_submissions_total 0.0" in text  # a zero, not a missing series, before the first job
     assert "_created" not in text
@@ -107,7 +123,7 @@ def test_constant_labels_say_which_process_every_series_comes_from() -> None:
     samples = [s for f in text_string_to_metric_families(generate_latest(metrics.exported).decode()) for s in f.samples]
     assert samples
     assert all(s.labels["process"] == "worker" and s.labels["shard"] == "3" for s in samples)
-    assert {(s.name, tuple(sorted(set(s.labels) - {"process", "shard"}))) for s in samples} == SERIES_BEFORE
+    assert {(s.name, tuple(sorted(set(s.labels) - {"process", "shard"}))) for s in samples} == SERIES
     assert value(metrics, "reelbot_submit_requests_total", outcome="ok") == 1  # recorded without them
 
 

@@ -1,16 +1,12 @@
-"""The poller's politeness toward the provider: bounded concurrency and a token-bucket request rate."""
+"""The poller's politeness toward the provider: bounded concurrency (its pace: tests/test_traffic_provider.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from bot.domain.jobs import JobStatus
 from bot.provider.models import Generation, GenerationRequest
-from bot.services import poller as poller_module
-from bot.services.poller import RateLimiter
 from bot.services.ports import ProviderPort
 from bot.sim.aimlapi import JobScript
 from tests.fakes import make_env
@@ -58,42 +54,3 @@ async def test_no_more_than_max_concurrency_jobs_talk_to_the_provider_at_once(tm
         assert counting.most == 3
         assert {(await env.job(j.id)).status for j in jobs} == {JobStatus.DELIVERED}
         assert len(env.chat.files) == 8
-
-
-async def test_token_bucket_spaces_requests_at_the_configured_rate(monkeypatch: pytest.MonkeyPatch) -> None:
-    now = [100.0]
-    slept: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
-    monkeypatch.setattr(poller_module.asyncio, "sleep", fake_sleep)
-    limiter = RateLimiter(4.0, burst=2, monotonic=lambda: now[0])
-
-    for _ in range(10):
-        await limiter.acquire()
-
-    # Two requests ride the burst; the other eight wait a quarter second each.
-    assert sum(slept) == pytest.approx(8 / 4.0)
-    assert now[0] == pytest.approx(102.0)
-
-
-async def test_token_bucket_refills_while_idle(monkeypatch: pytest.MonkeyPatch) -> None:
-    now = [0.0]
-    slept: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
-    monkeypatch.setattr(poller_module.asyncio, "sleep", fake_sleep)
-    limiter = RateLimiter(1.0, burst=3, monotonic=lambda: now[0])
-    for _ in range(3):
-        await limiter.acquire()
-    now[0] += 10.0  # quiet for a while: the bucket is full again, but never above its size
-    for _ in range(3):
-        await limiter.acquire()
-    assert slept == []
-    await limiter.acquire()
-    assert slept == [pytest.approx(1.0)]

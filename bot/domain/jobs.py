@@ -190,6 +190,8 @@ class Job:
     removed_at: float | None = None
     credits_used: float | None = None
     """What the provider says the generation cost, in its credits (when its answer carries it)."""
+    thread_refused: str | None = None
+    """Why Discord refused the job's thread for good (words for the member); the video then goes to the channel."""
 
     @property
     def terminal(self) -> bool:
@@ -200,3 +202,8 @@ class Job:
         """Where JOB_TIMEOUT_SECONDS counts from: acceptance, or the approval of a job that waited for one (the
         wait for a moderator has its own timeout, and must not eat into the time the provider gets)."""
         return self.reviewed_at if self.reviewed_at is not None else self.created_at
+
+    @property
+    def thread_pending(self) -> bool:
+        """The job's thread is still to be started (its card is posted, no thread yet, none refused)."""
+        return self.status_message_id is not None and self.thread_id is None and self.thread_refused is None

@@ -22,7 +22,7 @@ from bot.services.ports import ChatError, ChatPort
 from bot.services.presenter import delivery_marker, failure_message, link_message, video_controls, video_message
 from bot.storage import Store
 
-__all__ = ["Delivery", "media_path", "partial_path"]
+__all__ = ["Delivery", "delivery_target", "media_path", "partial_path"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,20 @@ def media_path(media_dir: Path, job_id: int) -> Path:
 def partial_path(media_dir: Path, job_id: int) -> Path:
     """Where a download in progress is written; renamed to `media_path` only once complete."""
     return media_dir / f"{job_id}.mp4.part"
+
+
+def delivery_target(job: Job) -> tuple[int, str | None]:
+    """Where the job's messages go: its thread, or the channel together with why not the thread.
+
+    Raises ValueError while the thread is still being started: nothing is posted for a job before its thread
+    exists or Discord has refused it for good."""
+    if job.thread_id is not None:
+        return job.thread_id, None
+    if job.thread_refused is not None:
+        return job.channel_id, job.thread_refused
+    if job.status_message_id is None:
+        return job.channel_id, "its status card could not be posted"
+    raise ValueError(f"job {job.id}: its thread is still being started")
 
 
 class Delivery:
@@ -57,22 +71,22 @@ class Delivery:
         """
         if job.status is not JobStatus.DELIVERING:
             raise ValueError(f"job {job.id} is {job.status}, not delivering")
-        target = job.thread_id or job.channel_id
+        target, outside = delivery_target(job)
         try:
             if check_existing:
                 found = await self._chat.find_message(target, delivery_marker(job))
                 if found is not None:
                     log.info("job %s: delivery message %s already in the thread; not posting again", job.id, found)
                     return await self._mark_delivered(job, found)
-            message_id = await self._post(job, target)
+            message_id = await self._post(job, target, outside)
         except ChatError as exc:
             if not exc.permanent:
                 raise
             return await self._fail(job, exc)
         return await self._mark_delivered(job, message_id)
 
-    async def _post(self, job: Job, target: int) -> int:
-        """Post the file if it fits, else a link; return the message id."""
+    async def _post(self, job: Job, target: int, outside: str | None) -> int:
+        """Post the file if it fits, else a link; return the message id. `outside`: why not in a thread."""
         path = media_path(self._media_dir, job.id)
         limit = self._chat.upload_limit(job.guild_id)
         size = _file_size(path)
@@ -80,7 +94,7 @@ class Delivery:
             try:
                 message_id = await self._chat.post_file(
                     target,
-                    video_message(job),
+                    video_message(job, outside=outside),
                     path,
                     f"reelbot-{job.id}.mp4",
                     nonce=job.delivery_nonce,
@@ -96,7 +110,7 @@ class Delivery:
                 return message_id
         if not job.video_url:
             raise ChatError("no file and no video URL to post", permanent=True)
-        content = link_message(job, job.video_url, job.video_size or size, limit)
+        content = link_message(job, job.video_url, job.video_size or size, limit, outside=outside)
         # The link gets its own nonce: after a 413 the file's nonce may already be spent on the refused POST.
         return await self._chat.post_text(
             target,

@@ -1,5 +1,5 @@
 """Accepting a job from a member: validate it, then charge the quota and record the job in one step; and what
-belongs to a member's side of a job until the poller takes over (the card's numbers, the card and thread ids,
+belongs to a member's side of a job until the poller takes over (the card's numbers, the card's id,
 giving up on a job whose card could not be shown), plus their own allowance and recent jobs.
 
 `start` runs before the interaction is answered, so it does only local work (no remote calls): a few
@@ -9,12 +9,13 @@ sent anywhere, which is what lets a crash at any later point be recovered from t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.domain.cast import CastMember, reference_problems, sent_prompt_problem
 from bot.domain.clock import Clock, system_clock
-from bot.domain.jobs import FailureKind, Job, JobStatus, Reference
+from bot.domain.jobs import REFUNDED_ON, FailureKind, Job, JobStatus, Reference
 from bot.domain.quotas import QuotaStatus
 from bot.domain.styles import StyleChoice
 from bot.domain.validation import ImageMeta, clean_prompt, validate_video_request
@@ -62,11 +63,22 @@ class Invalid:
 
 
 class Intake:
-    def __init__(self, store: Store, *, model: str, policy: QuotaPolicy, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        model: str,
+        policy: QuotaPolicy,
+        clock: Clock = system_clock,
+        card_quota_fresh: float = 0.0,
+    ) -> None:
         self._store = store
         self._model = model
         self._policy = policy
         self._clock = clock
+        self._card_quota_fresh = card_quota_fresh
+        """Seconds (real time) an owner's allowance read for one progress card is shown on their other cards."""
+        self._card_quotas: dict[tuple[int, int, tuple[int, ...], int], tuple[float, QuotaStatus]] = {}
 
     def quota_request(self, role_ids: tuple[int, ...]) -> QuotaRequest:
         return QuotaRequest(
@@ -273,18 +285,24 @@ class Intake:
         )
 
     async def owner_card_context(self, job: Job) -> CardContext:
-        """`card_context` with the owner's quota, read with the roles stored with the job (so the card keeps
-        showing their real allowance without asking Discord): what the poller shows on every card update."""
-        quota = await self.quota(job.guild_id, job.user_id, job.role_ids, channel_id=job.channel_id)
-        return await self.card_context(job, quota=quota)
+        """`card_context` with the owner's allowance in the job's channel, read with the roles stored with the job
+        (so the card keeps showing their real allowance without asking Discord): what the poller shows on every
+        card update. An allowance read less than `card_quota_fresh` seconds ago is shown again (several queries
+        each time, for a line that rarely changes during a crowd's progress edits), never after a refund."""
+        key = (job.guild_id, job.user_id, job.role_ids, job.channel_id)
+        cached = self._card_quotas.get(key)
+        now = time.monotonic()
+        if cached is None or job.status in REFUNDED_ON or now - cached[0] >= self._card_quota_fresh:
+            if len(self._card_quotas) > 10_000:
+                self._card_quotas.clear()
+            quota = await self.quota(job.guild_id, job.user_id, job.role_ids, channel_id=job.channel_id)
+            cached = self._card_quotas[key] = (now, quota)
+        return await self.card_context(job, quota=cached[1])
 
     async def card_posted(self, job_id: int, message_id: int) -> Job:
-        """The member can see the job now: remember its card, which the poller keeps up to date."""
+        """The member can see the job now: remember its card, which the poller keeps up to date and starts the
+        job's thread on."""
         return await self._store.jobs.update_fields(job_id, status_message_id=message_id)
-
-    async def thread_started(self, job_id: int, thread_id: int) -> Job:
-        """Where the video will be posted."""
-        return await self._store.jobs.update_fields(job_id, thread_id=thread_id)
 
     async def abandon(self, job_id: int, why: str) -> Job | None:
         """The member never saw the new job's card, so it must not run: fail it, which refunds it. If the poller

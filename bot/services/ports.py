@@ -6,6 +6,7 @@ step in tests and the Discord side can change without touching job logic.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -30,10 +31,11 @@ class DownloaderPort(Protocol):
 class ChatError(Exception):
     """A Discord call failed. `permanent` means retrying cannot help (missing access, deleted thread...)."""
 
-    def __init__(self, message: str, *, permanent: bool, status: int | None = None) -> None:
+    def __init__(self, message: str, *, permanent: bool, status: int | None = None, code: int | None = None) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.status = status
+        self.code = code  # Discord's JSON error code (50013 missing permissions, 160004 thread exists, ...)
 
 
 class ChatPort(Protocol):
@@ -75,4 +77,11 @@ class ChatPort(Protocol):
         """The id of a recent message by the bot in the thread whose content contains `contains`."""
         ...
 
-    async def update_card(self, channel_id: int, message_id: int, card: Card) -> None: ...
+    async def start_thread(self, channel_id: int, message_id: int, name: str) -> int:
+        """Start a public thread on the message (the job's status card); return the thread's id."""
+        ...
+
+    async def update_card(self, channel_id: int, message_id: int, render: Callable[[], Awaitable[Card]]) -> None:
+        """Show the card `render()` makes on the message. The adapter may call `render` later, when Discord has
+        room, and skip it if a newer edit of the same card replaces it (so `render` reads the state it shows)."""
+        ...

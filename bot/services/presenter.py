@@ -234,15 +234,24 @@ def file_size(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MiB"
 
 
-def video_message(job: Job) -> str:
-    return f"🎬 <@{job.user_id}> {delivery_marker(job)}."
+def _outside(reason: str | None) -> str:
+    """The sentence a video posted in the channel rather than in its thread carries."""
+    if reason is None:
+        return ""
+    return f" It is posted here rather than in a thread because {escape_markdown(shorten(reason, 200))}."
 
 
-def link_message(job: Job, url: str, size: int | None, limit: int) -> str:
+def video_message(job: Job, *, outside: str | None = None) -> str:
+    """The delivery message; `outside` is why there is no thread (the video then goes to the channel)."""
+    return f"🎬 <@{job.user_id}> {delivery_marker(job)}.{_outside(outside)}"
+
+
+def link_message(job: Job, url: str, size: int | None, limit: int, *, outside: str | None = None) -> str:
     size_text = f" is {file_size(size)}, which" if size else ""
     return (
-        f"🎬 <@{job.user_id}> {delivery_marker(job)}. The file{size_text} is larger than this server's "
-        f"{file_size(limit)} upload limit, so here is a link instead (it expires in a few days — save it): {url}"
+        f"🎬 <@{job.user_id}> {delivery_marker(job)}.{_outside(outside)} The file{size_text} is larger than this "
+        f"server's {file_size(limit)} upload limit, so here is a link instead (it expires in a few days — save "
+        f"it): {url}"
     )
 
 

@@ -4,7 +4,8 @@ It behaves like the real service as far as its documentation and its upstream's 
 validation of submit bodies (`aimlapi_rules.py`: unknown keys refused, the stricter reading where sources
 disagree), an image fetch of every `image_list` and `elements` URL, jobs that move queued → generating →
 completed|error on the simulator's clock, documented error bodies, and a CDN path serving a real MP4. Each job
-follows a `JobScript`, so tests can ask for rate limits, outages, failures, huge or broken videos.
+follows a `JobScript`, so tests can ask for rate limits, outages, failures, huge or broken videos; a key-wide
+request rate limit (`requests_per_second`) answers the excess with 429 and no Retry-After, as the real API does.
 
 Run alone: `python -m bot.sim.aimlapi --port 8100 --key KEY` prints `API http://127.0.0.1:8100`.
 """
@@ -128,9 +129,15 @@ class AimlSimulator:
         default_script: JobScript | None = None,
         fetch_images: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        requests_per_second: float | None = None,
     ) -> None:
         # `clock` drives job phases; tests may pass a manual clock to step through statuses exactly.
         self._clock = clock
+        # The key's request rate limit, as the real API applies one (its number is undocumented): over it, 429
+        # with no Retry-After. Counted over a sliding second of real time, submits and polls together.
+        self.requests_per_second = requests_per_second
+        self._recent: collections.deque[float] = collections.deque()
+        self.rate_limited = 0  # requests answered 429 because of `requests_per_second`
         self._key = key
         self._host = host
         self._port = port
@@ -225,10 +232,26 @@ class AimlSimulator:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), seconds)
 
+    def _over_rate(self, request: web.Request) -> bool:
+        """Count an API request against `requests_per_second`; True if it is one too many (it then counts not)."""
+        if self.requests_per_second is None or request.path != GENERATIONS_PATH:
+            return False
+        now = time.monotonic()
+        while self._recent and self._recent[0] <= now - 1.0:
+            self._recent.popleft()
+        if len(self._recent) >= self.requests_per_second:
+            self.rate_limited += 1
+            return True
+        self._recent.append(now)
+        return False
+
     @web.middleware
     async def _record(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
         status = 500
         try:
+            if self._over_rate(request):
+                status = 429
+                return self._error(request, 429)  # no Retry-After: the documented behaviour
             response = await handler(request)
             status = response.status
             return response
@@ -398,8 +421,8 @@ def _format_seconds(seconds: float) -> str:
     return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
 
 
-async def _serve(port: int, key: str, time_scale: float) -> None:
-    sim = AimlSimulator(key, port=port, time_scale=time_scale)
+async def _serve(port: int, key: str, time_scale: float, requests_per_second: float | None = None) -> None:
+    sim = AimlSimulator(key, port=port, time_scale=time_scale, requests_per_second=requests_per_second)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # Handlers go in before the API line is printed: a supervisor may signal as soon as it reads the line.
@@ -418,8 +441,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--key", required=True, help="the API key clients must send as a Bearer token")
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiplies every job phase duration")
+    parser.add_argument(
+        "--requests-per-second", type=float, default=None, help="answer 429 (no Retry-After) above this rate"
+    )
     args = parser.parse_args(argv)
-    asyncio.run(_serve(args.port, args.key, args.time_scale))
+    asyncio.run(_serve(args.port, args.key, args.time_scale, args.requests_per_second))
 
 
 if __name__ == "__main__":

@@ -69,6 +69,13 @@ class Database(Protocol):
         """One write transaction: committed on success, rolled back on any exception (cancellation included)."""
         ...
 
+    async def statement(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one statement on its own (its own transaction) and return its rows: as atomic as `write()` or
+        `read()` holding that one statement, for less. On SQLite it is one trip to aiosqlite's thread instead of
+        three (BEGIN and COMMIT/ROLLBACK are trips too); on PostgreSQL one round trip instead of three. For the
+        busiest single-statement queries (the poller's reads and reschedules)."""
+        ...
+
     async def lock_member(self, conn: Connection, guild_id: int, user_id: int) -> None:
         """Inside a write: no other quota reservation of this member runs until this transaction ends."""
         ...

@@ -199,8 +199,8 @@ class JobRepository:
     async def get(self, job_id: int, *, guild_id: int | None = None) -> Job | None:
         """The job, or None. With `guild_id`, also None when the job belongs to another guild (a button's custom
         id is only a number: a moderator of one guild must not reach another guild's job by guessing it)."""
-        async with self._db.read() as conn:
-            row = await conn.fetch_one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        rows = await self._db.statement("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        row = rows[0] if rows else None
         if row is None or (guild_id is not None and row["guild_id"] != guild_id):
             return None
         return job_from_row(row)
@@ -236,21 +236,23 @@ class JobRepository:
         for old in olds:
             check_transition(old, new)
         values = _assignments(fields)
+        now = self._clock()
+        values = {"status": new.value, "updated_at": now, **values}
+        if new in TERMINAL and not any(old in TERMINAL for old in olds):
+            values.setdefault("finished_at", now)
+        sets = ", ".join(f"{_column(name)} = ?" for name in values)
+        marks = ", ".join("?" for _ in olds)
+        sql = f"UPDATE jobs SET {sets} WHERE id = ? AND status IN ({marks}) RETURNING *"
+        params = (*values.values(), job_id, *(s.value for s in olds))
+        if new not in REFUNDED_ON:
+            rows = await self._db.statement(sql, params)  # no refund to write with it: one statement
+            return job_from_row(rows[0]) if rows else None
         async with self._db.write() as conn:
-            now = self._clock()
-            values = {"status": new.value, "updated_at": now, **values}
-            if new in TERMINAL and not any(old in TERMINAL for old in olds):
-                values.setdefault("finished_at", now)
-            sets = ", ".join(f"{_column(name)} = ?" for name in values)
-            marks = ", ".join("?" for _ in olds)
-            row = await conn.fetch_one(
-                f"UPDATE jobs SET {sets} WHERE id = ? AND status IN ({marks}) RETURNING *",
-                (*values.values(), job_id, *(s.value for s in olds)),
-            )
+            row = await conn.fetch_one(sql, params)
             if row is None:
                 return None
             job = job_from_row(row)
-            if new in REFUNDED_ON and not row["free"]:
+            if not row["free"]:
                 reason = f"job {new.value}" + (f": {job.failure_kind.value}" if job.failure_kind else "")
                 await refund_job(conn, job_id, reason=reason, now=now, actor_id=actor_id)
         return job
@@ -258,13 +260,20 @@ class JobRepository:
     async def update_fields(self, job_id: int, **fields: Any) -> Job:
         """Change non-status columns (poll counters, next_poll_at, thread ids...). Raises JobNotFound."""
         values = _assignments(fields)
-        async with self._db.write() as conn:
-            values["updated_at"] = self._clock()
-            sets = ", ".join(f"{_column(name)} = ?" for name in values)
-            row = await conn.fetch_one(f"UPDATE jobs SET {sets} WHERE id = ? RETURNING *", (*values.values(), job_id))
-        if row is None:
+        values["updated_at"] = self._clock()
+        sets = ", ".join(f"{_column(name)} = ?" for name in values)
+        rows = await self._db.statement(f"UPDATE jobs SET {sets} WHERE id = ? RETURNING *", (*values.values(), job_id))
+        if not rows:
             raise JobNotFound(job_id)
-        return job_from_row(row)
+        return job_from_row(rows[0])
+
+    async def reschedule(self, job_id: int, next_poll_at: float, **fields: Any) -> None:
+        """Set when the job is next looked at (and other non-status columns, e.g. poll counters) without reading
+        the row back: the poller's most frequent write, after every poll of a job that is not done yet."""
+        values = _assignments({"next_poll_at": next_poll_at, **fields})
+        values["updated_at"] = self._clock()
+        sets = ", ".join(f"{_column(name)} = ?" for name in values)
+        await self._db.statement(f"UPDATE jobs SET {sets} WHERE id = ?", (*values.values(), job_id))
 
     async def due(self, now: float, limit: int = 100) -> list[Job]:
         """Unfinished jobs whose next_poll_at has come, the most overdue first (ties: oldest job first)."""
@@ -278,9 +287,34 @@ class JobRepository:
 
     async def next_due_at(self) -> float | None:
         """The earliest next_poll_at of any unfinished job (None if there is none), so the poller can sleep."""
-        async with self._db.read() as conn:
-            row = await conn.fetch_one(f"SELECT MIN(next_poll_at) AS at FROM jobs WHERE status IN ({ACTIVE_SQL})")
-        return float(row["at"]) if row is not None and row["at"] is not None else None
+        rows = await self._db.statement(f"SELECT MIN(next_poll_at) AS at FROM jobs WHERE status IN ({ACTIVE_SQL})")
+        return float(rows[0]["at"]) if rows and rows[0]["at"] is not None else None
+
+    async def pending_threads(self, limit: int = 1000) -> list[tuple[int, int, int, str]]:
+        """Unfinished jobs whose thread is still to be started: (job id, channel id, card message id, prompt)."""
+        rows = await self._db.statement(
+            "SELECT id, channel_id, status_message_id, prompt FROM jobs WHERE thread_id IS NULL"
+            f" AND thread_refused IS NULL AND status_message_id IS NOT NULL AND status IN ({ACTIVE_SQL})"
+            " ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [(int(r["id"]), int(r["channel_id"]), int(r["status_message_id"]), str(r["prompt"])) for r in rows]
+
+    async def record_thread(self, job_id: int, *, thread_id: int | None = None, refused: str | None = None) -> Job:
+        """The job's thread step ended: its thread, or why Discord refused one. A job already waiting to be
+        delivered becomes due now. Raises JobNotFound."""
+        if (thread_id is None) == (refused is None):
+            raise ValueError("give exactly one of thread_id and refused")
+        now = self._clock()
+        rows = await self._db.statement(
+            "UPDATE jobs SET thread_id = ?, thread_refused = ?, updated_at = ?,"
+            " next_poll_at = CASE WHEN status = 'delivering' THEN ? ELSE next_poll_at END"
+            " WHERE id = ? RETURNING *",
+            (thread_id, refused, now, now, job_id),
+        )
+        if not rows:
+            raise JobNotFound(job_id)
+        return job_from_row(rows[0])
 
     async def unfinished(self) -> list[Job]:
         """Every job the poller is carrying to an end, oldest first (start-up recovery). Jobs waiting for a
@@ -291,24 +325,22 @@ class JobRepository:
 
     async def recent_durations(self, model: str, duration: int, limit: int = 20) -> list[float]:
         """How long the provider took (provider_finished_at - submitted_at) for the latest such jobs, newest first."""
-        async with self._db.read() as conn:
-            rows = await conn.fetch_all(
-                "SELECT provider_finished_at - submitted_at AS took FROM jobs"
-                " WHERE model = ? AND duration = ? AND provider_finished_at IS NOT NULL AND submitted_at IS NOT NULL"
-                " ORDER BY provider_finished_at DESC LIMIT ?",
-                (model, duration, limit),
-            )
+        rows = await self._db.statement(
+            "SELECT provider_finished_at - submitted_at AS took FROM jobs"
+            " WHERE model = ? AND duration = ? AND provider_finished_at IS NOT NULL AND submitted_at IS NOT NULL"
+            " ORDER BY provider_finished_at DESC LIMIT ?",
+            (model, duration, limit),
+        )
         return [float(r["took"]) for r in rows]
 
     async def queue_position(self, job_id: int) -> int | None:
         """1-based place among all QUEUED jobs (every guild: provider capacity is shared); None if not queued."""
-        async with self._db.read() as conn:
-            row = await conn.fetch_one(
-                "SELECT COUNT(*) AS n FROM jobs WHERE status = 'queued' AND id <= ?"
-                " AND EXISTS (SELECT 1 FROM jobs WHERE id = ? AND status = 'queued')",
-                (job_id, job_id),
-            )
-        n = int(row["n"]) if row is not None else 0
+        rows = await self._db.statement(
+            "SELECT COUNT(*) AS n FROM jobs WHERE status = 'queued' AND id <= ?"
+            " AND EXISTS (SELECT 1 FROM jobs WHERE id = ? AND status = 'queued')",
+            (job_id, job_id),
+        )
+        n = int(rows[0]["n"]) if rows else 0
         return n or None
 
     async def retries_of(self, job_id: int) -> list[Job]:
@@ -352,16 +384,16 @@ class JobRepository:
         `owner` until now + `lease_seconds`; most overdue first. Concurrent claimers never get the same job."""
         if lease_seconds <= 0:
             raise ValueError("a lease must last longer than zero seconds")
-        async with self._db.write() as conn:
-            now = self._clock()
-            rows = await conn.fetch_all(
-                "WITH picked AS ("
-                f" SELECT id FROM jobs WHERE status IN ({ACTIVE_SQL}) AND next_poll_at <= ?"
-                " AND (lease_until IS NULL OR lease_until <= ?)"
-                f" ORDER BY next_poll_at, id LIMIT ?{self._db.skip_locked})"
-                " UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id IN (SELECT id FROM picked) RETURNING *",
-                (now, now, limit, owner, now + lease_seconds),
-            )
+        now = self._clock()
+        # One statement, so its own transaction: the poller claims every round, and it is as safe as in `write()`.
+        rows = await self._db.statement(
+            "WITH picked AS ("
+            f" SELECT id FROM jobs WHERE status IN ({ACTIVE_SQL}) AND next_poll_at <= ?"
+            " AND (lease_until IS NULL OR lease_until <= ?)"
+            f" ORDER BY next_poll_at, id LIMIT ?{self._db.skip_locked})"
+            " UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id IN (SELECT id FROM picked) RETURNING *",
+            (now, now, limit, owner, now + lease_seconds),
+        )
         jobs = [job_from_row(r) for r in rows]
         jobs.sort(key=lambda j: (j.next_poll_at or 0.0, j.id))  # RETURNING follows no particular order
         return jobs
@@ -381,12 +413,21 @@ class JobRepository:
 
     async def release_lease(self, job_id: int, owner: str) -> bool:
         """Give the job back (it is claimable at its next_poll_at). False if `owner` did not hold it."""
-        async with self._db.write() as conn:
-            row = await conn.fetch_one(
-                "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ? RETURNING id",
-                (job_id, owner),
-            )
-        return row is not None
+        rows = await self._db.statement(
+            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ? RETURNING id",
+            (job_id, owner),
+        )
+        return bool(rows)
+
+    async def release_all_leases(self) -> int:
+        """Give back every unfinished job's lease, whoever holds it; returns how many. For the start-up of a bot
+        that is the store's only worker: whoever held them is gone, and its jobs need not wait for their leases to
+        run out. (Where several processes share the store, a starting one must leave the others' leases alone.)"""
+        rows = await self._db.statement(
+            f"UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL"
+            f" AND status IN ({ACTIVE_SQL}) RETURNING id"
+        )
+        return len(rows)
 
     async def lease(self, job_id: int) -> Lease | None:
         """Who holds the job and until when; None if nobody does (or there is no such job)."""

@@ -170,6 +170,11 @@ class PostgresDatabase:
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             yield _Conn(conn)
 
+    async def statement(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """One statement on a pooled connection outside any explicit transaction: PostgreSQL runs it as its own
+        (READ COMMITTED), one round trip instead of three (BEGIN, the statement, COMMIT)."""
+        return list(await self._pool.fetch(to_numbered(sql), *params))
+
     async def lock_member(self, conn: Connection, guild_id: int, user_id: int) -> None:
         await conn.execute("SELECT pg_advisory_xact_lock(?, ?)", (_LOCK_MEMBER_QUOTA, _member_key(guild_id, user_id)))
 

@@ -22,7 +22,8 @@ from .http_util import json_response
 __all__ = ["DEFAULT_RATE_LIMITS", "Fault", "RateLimiter", "rate_limited_response"]
 
 # route key "METHOD /template" → (limit, per seconds). Values follow Discord's documented/observed buckets:
-# 5 messages per 5 s per channel, and (an assumption, see DISCORD.md §3.1) the same for thread creation.
+# 5 messages per 5 s per channel, and (an assumption, see docs/discord.md, "Rate limits") the same for thread
+# creation.
 DEFAULT_RATE_LIMITS: dict[str, tuple[int, float]] = {
     "POST /channels/{channel_id}/messages": (5, 5.0),
     "PATCH /channels/{channel_id}/messages/{message_id}": (5, 5.0),

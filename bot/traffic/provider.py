@@ -1,0 +1,200 @@
+"""The pace of requests to the AI/ML API: found, not guessed.
+
+The AI/ML API documents no numeric limit and answers an excess with 429 and no Retry-After, so any fixed rate
+is wrong for most keys: too slow for a crowd, or a stream of 429s. `ProviderPacer` finds the key's rate the way
+TCP finds a link's: every answer that comes back while requests are waiting raises the rate a little
+(additive increase), every 429 cuts it (multiplicative decrease, once per round trip). Until the first 429 ever
+it grows faster (each answer adds half a request per second, so the rate about doubles every 1.4 s under load),
+like TCP's slow start: a fresh bot with a thousand jobs should not take minutes to learn that the key allows a
+hundred requests a second. An operator who knows the plan's limit can set a hard cap.
+
+When requests are scarce they go where they pay: `Urgency.NOW` (submits, and polls of jobs that are likely done)
+before `Urgency.LATER` (polls of jobs that cannot be done yet), first come first served within each.
+
+The pace (rate and where the last cut left it) and the request log live in a `TrafficState`, shared by every
+process using the same key when the state is shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import heapq
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from enum import IntEnum
+
+from bot.provider.errors import RateLimited
+from bot.traffic.foreground import Foreground
+from bot.traffic.state import TrafficState, Window
+
+__all__ = ["Pace", "PacerConfig", "ProviderPacer", "Urgency"]
+
+PACE_KEY = "provider:pace"
+WINDOW_KEY = "provider:requests"
+
+
+class Urgency(IntEnum):
+    NOW = 0
+    """Submits, and polls of jobs past their expected finish (or with no history to tell)."""
+    LATER = 1
+    """Polls of jobs that cannot be done yet."""
+
+
+@dataclass(frozen=True)
+class Pace:
+    rate: float
+    """Requests per second allowed now."""
+    ceiling: float | None
+    """The rate the last 429 cut to; None until the first 429 (the pace is still growing fast)."""
+    cut_at: float
+    """When the last cut happened (state clock); 429s of requests sent before it do not cut again."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PacerConfig:
+    cap: float | None = None  # PROVIDER_REQUESTS_PER_SECOND: never above this; None = no cap
+    start: float = 5.0  # requests per second before anything is known
+    floor: float = 0.2  # never below: a cut must not stop the bot
+    slow_start_gain: float = 0.5  # added per answer before the first 429
+    step: float = 1.0  # after it: rate += step / rate per answer, i.e. about +step req/s per second
+    cut: float = 0.7  # rate *= cut on a 429
+    max_in_flight: int = 32  # requests outstanding at once
+
+
+class ProviderPacer:
+    """Gives out turns to send one request each, at the found pace, most urgent first."""
+
+    def __init__(
+        self,
+        state: TrafficState,
+        config: PacerConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        foreground: Foreground | None = None,
+    ) -> None:
+        self._state = state
+        self._foreground = foreground or Foreground()
+        self._config = config or PacerConfig()
+        self._clock = clock
+        self._seq = itertools.count()
+        self._waiters: list[tuple[int, int, asyncio.Future[bool]]] = []
+        self._in_flight = 0
+        self._kick = asyncio.Event()
+        self._pump_task: asyncio.Task[None] | None = None
+        self.rate = self._initial().rate
+        """The pace after the last change (for metrics)."""
+        self.limited = 0
+        """429s seen."""
+
+    def _current(self, pace: Pace | None) -> Pace:
+        return pace or self._initial()
+
+    def _initial(self) -> Pace:
+        cap = self._config.cap
+        start = self._config.start if cap is None else min(self._config.start, cap)
+        return Pace(rate=start, ceiling=None, cut_at=float("-inf"))
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    @contextlib.asynccontextmanager
+    async def turn(self, urgency: Urgency) -> AsyncIterator[None]:
+        """Wait for a turn, then send exactly one request inside the block. A `RateLimited` escaping the block
+        cuts the pace; an answer that comes back while others were waiting raises it. (A Retry-After, which the
+        AI/ML API does not document, is the job's to honour: the caller reschedules it.)"""
+        saturated = await self._wait(urgency)
+        sent_at = self._clock()
+        await self._state.sent([WINDOW_KEY])  # the window counts from now, when the request really leaves
+        try:
+            yield
+        except RateLimited:
+            await self._cut(sent_at)
+            raise
+        else:
+            if saturated:
+                await self._grow()
+        finally:
+            self._in_flight -= 1
+            self._kick.set()
+
+    # ------------------------------------------------------------------ pace changes
+
+    async def _grow(self) -> None:
+        config = self._config
+
+        def grow(pace: Pace | None) -> Pace:
+            pace = pace or self._initial()
+            # Before the first 429 each answer adds a fixed amount (growth in proportion to the rate); after it,
+            # an amount that adds up to `step` per second however fast the requests go.
+            gain = config.slow_start_gain if pace.ceiling is None else config.step / pace.rate
+            rate = pace.rate + gain
+            if config.cap is not None:
+                rate = min(rate, config.cap)
+            return replace(pace, rate=rate)
+
+        self.rate = (await self._state.update(PACE_KEY, grow)).rate
+
+    async def _cut(self, sent_at: float) -> None:
+        config = self._config
+        self.limited += 1
+        now = self._clock()
+
+        def cut(pace: Pace | None) -> Pace:
+            pace = pace or self._initial()
+            if sent_at < pace.cut_at:
+                return pace  # sent before the last cut: that cut already answered this congestion
+            rate = max(config.floor, pace.rate * config.cut)
+            return Pace(rate=rate, ceiling=rate, cut_at=now)
+
+        self.rate = (await self._state.update(PACE_KEY, cut)).rate
+        self._kick.set()
+
+    # ------------------------------------------------------------------ turns
+
+    async def _wait(self, urgency: Urgency) -> bool:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        heapq.heappush(self._waiters, (int(urgency), next(self._seq), future))
+        self._kick.set()
+        if self._pump_task is None or self._pump_task.done():
+            self._pump_task = loop.create_task(
+                self._pump(), name="reelbot-provider-pump", context=contextvars.Context()
+            )
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._in_flight -= 1  # granted as we were cancelled: give the turn back
+                await self._state.cancel([WINDOW_KEY])
+                self._kick.set()
+            raise
+
+    async def _pump(self) -> None:
+        while self._waiters:
+            if self._foreground.busy:
+                await self._foreground.wait()
+            self._kick.clear()
+            if self._in_flight >= self._config.max_in_flight:
+                await self._kick.wait()
+                continue
+            _, _, future = self._waiters[0]
+            if future.done():  # its caller gave up
+                heapq.heappop(self._waiters)
+                continue
+            pace = await self._state.update(PACE_KEY, self._current)
+            self.rate = pace.rate
+            # Up to a tenth of a second's worth may go together (fewer wake-ups), never more than the rate.
+            burst = max(1, int(pace.rate / 10))
+            wait, _ = await self._state.take([Window(WINDOW_KEY, burst, burst / pace.rate)])
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._kick.wait(), timeout=wait)
+                continue
+            heapq.heappop(self._waiters)
+            self._in_flight += 1
+            future.set_result(bool(self._waiters))  # saturated: others are still waiting
