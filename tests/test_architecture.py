@@ -145,6 +145,19 @@ DOC_REFERENCE = re.compile(r"docs/([a-z_-]+\.md)")
 MARKDOWN_LINK = re.compile(r"\]\(([a-z_-]+\.md)(?:#[^)]*)?\)")
 
 
+TEST_REFERENCE = re.compile(r"\b(tests/[\w/*]+\.py)")
+
+
+def test_every_test_file_the_docs_name_exists() -> None:
+    named = {
+        reference
+        for path in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+        for reference in TEST_REFERENCE.findall(path.read_text(encoding="utf-8"))
+    }
+    assert named  # the docs do point at tests
+    assert sorted(name for name in named if not list(ROOT.glob(name))) == []
+
+
 def test_every_design_note_the_code_or_the_docs_point_to_exists() -> None:
     named: dict[str, set[str]] = {}
     for path in [*_files("bot", "cogs", "tests", "bench"), ROOT / "README.md"]:

@@ -19,7 +19,7 @@ it: every `HTTPClient.request` first waits for its turn here.
 Interaction responses never wait here: discord.py sends them (and follow-ups, which use the interaction token)
 through its webhook adapter on the same HTTP session, not through `HTTPClient.request`, and Discord exempts them
 from the global budget. discord.py's wait on a pending global 429 (`HTTPClient._global_over`) is inside
-`HTTPClient.request` only, so it never holds them either; `tests/test_traffic_e2e.py` checks both.
+`HTTPClient.request` only, so it never holds them either; `tests/e2e/test_traffic.py` checks both.
 
 How it hooks in: `install(http)` wraps the client's `request` and replaces its per-bucket limiter with one that
 never waits (this scheduler does that job, and discord.py's limiter would hold a caller until a bucket resets);

@@ -427,7 +427,7 @@ def test_cli_prints_the_api_line_serves_and_stops_on_sigterm() -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )
     try:
         assert proc.stdout is not None

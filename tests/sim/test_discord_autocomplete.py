@@ -18,7 +18,7 @@ from discord.ext import commands
 
 from bot.sim.discord import DiscordSimulator, InteractionHandle, SimError
 from tests.discord_sim_bot import running_bot, sim_fixture  # noqa: F401
-from tests.test_discord_sim_schema import load_spec
+from tests.sim.test_discord_schema import load_spec
 
 CAST = [f"{kind} {n}" for kind in ("fox", "owl", "fern") for n in range(1, 21)]  # 60 names, 20 of each kind
 

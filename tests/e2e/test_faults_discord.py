@@ -13,7 +13,7 @@ from bot.sim.aimlapi import JobScript
 from bot.sim.discord import Perm, SimMessage
 from tests import e2e_world
 from tests.e2e_world import World
-from tests.test_faults_provider import assert_settled
+from tests.services.test_faults_provider import assert_settled
 
 pytestmark = pytest.mark.timeout(60)
 

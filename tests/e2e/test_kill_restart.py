@@ -25,11 +25,11 @@ from bot.sim.discord import DiscordSimulator, SimMessage
 from bot.sim.wiring import SIM_KEY, SIM_TOKEN, settings_env
 from bot.storage import Store
 from tests.e2e_world import image
-from tests.test_faults_provider import assert_settled
+from tests.services.test_faults_provider import assert_settled
 
 pytestmark = pytest.mark.timeout(90)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 POSTS = "/channels/{channel_id}/messages"
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from bot.sim.discord import InteractionHandle, SimMessage
+from tests.e2e.test_characters import create, private_text, sheets
 from tests.e2e_world import World, image
-from tests.test_e2e_characters import create, private_text, sheets
 
 pytestmark = pytest.mark.timeout(90)
 

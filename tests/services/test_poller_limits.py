@@ -1,4 +1,4 @@
-"""The poller's politeness toward the provider: bounded concurrency (its pace: tests/test_traffic_provider.py)."""
+"""The poller's politeness toward the provider: bounded concurrency (its pace: tests/traffic/test_provider.py)."""
 
 from __future__ import annotations
 
