@@ -137,7 +137,7 @@ class _NullChat:
         self._ids = 10**17
         self.posted_at: dict[int, float] = {}  # thread id (= job id here) -> clock
 
-    def upload_limit(self, guild_id: int) -> int:
+    async def upload_limit(self, guild_id: int) -> int:
         return 100 * 1024 * 1024
 
     def _next(self) -> int:

@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run|demo|sync|migrate]`.
+"""Command line: `python -m bot [run|gateway|worker|demo|sync|migrate]`.
 
 Parses the command, loads the settings (a bad one stops here with one line and exit status 2) and hands over
 to bot/runner.py, which builds and wires the parts.
@@ -26,8 +26,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "command",
         nargs="?",
         default="run",
-        choices=["run", "demo", "sync", "migrate"],
-        help="run the bot (default); demo: a scripted /video against local simulators, no tokens needed; "
+        choices=["run", "gateway", "worker", "demo", "sync", "migrate"],
+        help="run the bot, everything in one process (default); gateway: only the gateway shards and the answers "
+        "to commands and buttons; worker: only the job work, no gateway connection (both need PostgreSQL); "
+        "demo: a scripted /video against local simulators, no tokens needed; "
         "sync: push the slash commands to Discord now; migrate: bring the database up to date and exit",
     )
     parser.add_argument(
@@ -65,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_migrate(settings, args.source))
     if args.command == "sync":
         return asyncio.run(run_sync(settings))
-    return run_bot(settings)
+    from bot.app import Role
+
+    role = {"gateway": Role.GATEWAY, "worker": Role.WORKER}.get(args.command, Role.ALL)
+    return run_bot(settings, role)
 
 
 if __name__ == "__main__":

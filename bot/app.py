@@ -13,6 +13,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import discord
@@ -37,17 +38,34 @@ from bot.settings import Settings
 from bot.storage import Store
 from bot.traffic.discord import DiscordScheduler
 
-__all__ = ["EXTENSIONS", "Reelbot", "StartupOptions"]
+__all__ = ["EXTENSIONS", "Reelbot", "Role", "StartupOptions"]
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.video", "cogs.quota", "cogs.jobs", "cogs.moderation", "cogs.modlog", "cogs.characters")
 
 
+class Role(StrEnum):
+    """What one process of a deployment does (`python -m bot [gateway|worker]`)."""
+
+    ALL = "all"
+    """Everything in one process: the gateway shards, the answers to interactions, and the job work."""
+    GATEWAY = "gateway"
+    """The gateway shards and the answers to interactions (commands, buttons, forms); writes jobs, works none."""
+    WORKER = "worker"
+    """The job work over REST (submit, poll, download, thread, deliver, card updates); no gateway connection."""
+
+
 @dataclass
 class StartupOptions:
     sync_commands: bool = True
     start_poller: bool = True
+    role: Role = Role.ALL
+
+    @classmethod
+    def for_role(cls, role: Role) -> StartupOptions:
+        """A gateway process runs no poller; a worker does not push slash commands (gateways do)."""
+        return cls(sync_commands=role is not Role.WORKER, start_poller=role is not Role.GATEWAY, role=role)
 
 
 # Reelbot never joins voice: silence discord.py's start-up warnings about the missing voice libraries.
@@ -55,7 +73,10 @@ discord.VoiceClient.warn_nacl = False
 discord.VoiceClient.warn_dave = False
 
 
-class Reelbot(commands.Bot):
+class Reelbot(commands.AutoShardedBot):
+    """The bot. Sharded however many shards it runs (`SHARD_COUNT`/`SHARD_IDS`; by default the count Discord
+    recommends, all in this process); a worker logs in over REST only and never connects to the gateway."""
+
     def __init__(
         self,
         *,
@@ -76,6 +97,8 @@ class Reelbot(commands.Bot):
         intents = discord.Intents.none()
         intents.guilds = True
         extra: dict[str, Any] = {"http_trace": traffic.trace_config()} if traffic is not None else {}
+        if settings.shard_count is not None:
+            extra.update(shard_count=settings.shard_count, shard_ids=settings.shards)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -130,8 +153,9 @@ class Reelbot(commands.Bot):
         await sync_commands(self.tree, self.store, dev_guild_id=self.settings.dev_guild_id)
 
     async def _run_poller(self) -> None:
-        # The guild cache (upload limits) is needed before anything is delivered.
-        await self.wait_until_ready()
+        if self.options.role is not Role.WORKER:
+            # The guild cache gives upload limits without asking Discord (a worker asks over REST instead).
+            await self.wait_until_ready()
         try:
             await self.poller.recover()
             await self.poller.run()

@@ -11,6 +11,8 @@ notices go first; card edits go last and are coalesced, only a card's latest sta
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -24,8 +26,13 @@ from bot.traffic.discord import DiscordScheduler, Priority, priority
 
 __all__ = ["DiscordChat", "card_embed"]
 
+log = logging.getLogger(__name__)
+
 # discord.py's own figure for guilds it has not cached (boost tier 0): the safe minimum.
 DEFAULT_UPLOAD_LIMIT = discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+# How long a guild's upload limit read over REST is used (a worker has no gateway cache that would tell it when a
+# server's boost tier changes; a video over a limit that shrank meanwhile is refused with 413 and posted as a link).
+UPLOAD_LIMIT_FRESH = 600.0
 
 
 def card_embed(card: Card) -> discord.Embed:
@@ -64,10 +71,25 @@ class DiscordChat:
         self.view = card_view
         """Builds the buttons of a card (or of other `Controls`) from its actions (an empty view removes them)."""
         self._scheduler = scheduler  # None: card edits are sent at once, uncoalesced
+        self._limits: dict[int, tuple[float, int]] = {}  # guild id -> (monotonic time read, limit), read over REST
 
-    def upload_limit(self, guild_id: int) -> int:
+    async def upload_limit(self, guild_id: int) -> int:
+        """From the gateway's guild cache when this process has one; otherwise (a worker) from `GET /guilds/{id}`,
+        kept for `UPLOAD_LIMIT_FRESH` seconds. If Discord cannot be asked, the safe minimum."""
         guild = self._client.get_guild(guild_id)
-        return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
+        if guild is not None:
+            return guild.filesize_limit
+        cached = self._limits.get(guild_id)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < UPLOAD_LIMIT_FRESH:
+            return cached[1]
+        try:
+            fetched = await self._client.fetch_guild(guild_id, with_counts=False)
+        except discord.HTTPException as exc:
+            log.warning("could not read guild %s's upload limit (%s); using the minimum", guild_id, exc)
+            return DEFAULT_UPLOAD_LIMIT
+        self._limits[guild_id] = (now, fetched.filesize_limit)
+        return fetched.filesize_limit
 
     def _channel(self, channel_id: int) -> discord.PartialMessageable:
         return self._client.get_partial_messageable(channel_id)

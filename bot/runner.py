@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from pathlib import Path
 import aiohttp
 import discord
 
-from bot.app import Reelbot, StartupOptions
+from bot.app import Reelbot, Role, StartupOptions
 from bot.commands_sync import sync_commands
 from bot.discord_endpoints import point_discord_at
 from bot.domain.clock import Clock, system_clock
@@ -32,21 +34,36 @@ from bot.services.card_controls import CardControls
 from bot.services.characters import CharacterLibrary, CharacterLimits
 from bot.services.intake import Intake, QuotaPolicy
 from bot.services.moderator_actions import ModeratorActions
-from bot.services.poller import Poller, PollerConfig
+from bot.services.poller import Poller, PollerConfig, worker_name
 from bot.services.ports import ChatPort
 from bot.services.styles import StyleBook
 from bot.settings import Settings
-from bot.storage import DatabaseUrl, Store
+from bot.storage import Backend, DatabaseUrl, Store
 from bot.traffic.discord import DiscordScheduler
 from bot.traffic.foreground import Foreground
 from bot.traffic.provider import PacerConfig, ProviderPacer
 from bot.traffic.state import LocalTrafficState
 
-__all__ = ["assemble", "run_bot", "run_migrate", "run_sync", "serve"]
+__all__ = ["assemble", "process_name", "run_bot", "run_migrate", "run_sync", "serve"]
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 8.0
 _CARD_QUOTA_FRESH = 10.0  # seconds a member's allowance, read for a progress card, is shown on their other cards
+
+
+def process_name(settings: Settings) -> str:
+    """`PROCESS_NAME`, or host name and process id: names this process in metrics, logs and job leases."""
+    return settings.process_name or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _metric_labels(settings: Settings, role: Role) -> dict[str, str] | None:
+    """Constant labels of every series a process of a split deployment exports: which role, which process, which
+    shards. One all-in-one process exports what it always did, unlabelled."""
+    if role is Role.ALL:
+        return None
+    shards = settings.shards
+    shown = ",".join(map(str, shards)) if shards is not None else ("" if role is Role.WORKER else "auto")
+    return {"role": role.value, "process": process_name(settings), "shards": shown}
 
 
 def media_dir(settings: Settings) -> Path:
@@ -60,12 +77,17 @@ async def assemble(
 ) -> AsyncIterator[Reelbot]:
     """A ready-to-start bot with every part wired; closes all of them on exit."""
     point_discord_at(settings.discord_rest_base, settings.discord_gateway_url)
+    options = options or StartupOptions()
     store = await Store.open(settings.database, clock=clock)
     downloader = MediaDownloader(allow_private_networks=settings.media_allow_private_networks)
+    name = process_name(settings)
     try:
-        # The AI/ML API sets no cookies worth keeping; a jar that ignores them saves work on every request.
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
-            metrics = Metrics()
+        # The AI/ML API sets no cookies worth keeping; a jar that ignores them saves work on every request. The
+        # user agent names the process, so the provider's logs (and our simulator) can tell the workers apart.
+        async with aiohttp.ClientSession(
+            cookie_jar=aiohttp.DummyCookieJar(), headers={"User-Agent": f"Reelbot ({name})"}
+        ) as session:
+            metrics = Metrics(labels=_metric_labels(settings, options.role))
             provider = MeteredProvider(AimlClient(session, settings.aiml_base, settings.aiml_api_key), metrics)
             intake = Intake(
                 store,
@@ -87,7 +109,9 @@ async def assemble(
                     shared_per_server=settings.shared_characters_per_server,
                 ),
             )
-            config = PollerConfig.from_settings(settings, media_dir(settings))
+            # Only a SQLite store has one worker for sure; on PostgreSQL other processes may hold live leases.
+            sole = settings.database.backend is Backend.SQLITE
+            config = PollerConfig.from_settings(settings, media_dir(settings), sole_worker=sole)
             # One traffic state for the Discord scheduler and the provider pacer (in this process), and one
             # foreground: interactions arriving make all background work wait a little.
             traffic_state = LocalTrafficState()
@@ -116,6 +140,7 @@ async def assemble(
                     card_context=intake.owner_card_context,
                     pacer=pacer,
                     foreground=foreground,
+                    owner=worker_name(name),
                 )
 
             bot = Reelbot(
@@ -141,15 +166,40 @@ async def assemble(
         await store.close()
 
 
-async def serve(settings: Settings, *, options: StartupOptions | None = None, stop: asyncio.Event | None = None) -> int:
-    """Run until SIGTERM/SIGINT (or `stop`), then shut down cleanly. Returns the exit status."""
+def split_refused(settings: Settings, role: Role) -> str | None:
+    """Why this role cannot run on this database, in one line (None: it can)."""
+    if role is not Role.ALL and settings.database.backend is Backend.SQLITE:
+        return (
+            f"python -m bot {role.value} shares the work with other processes, which needs PostgreSQL: set "
+            "DATABASE_URL=postgresql://... (a SQLite file serves one process: run python -m bot)"
+        )
+    return None
+
+
+async def serve(
+    settings: Settings,
+    *,
+    role: Role = Role.ALL,
+    options: StartupOptions | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Run one role until SIGTERM/SIGINT (or `stop`), then shut down cleanly. Returns the exit status."""
+    refused = split_refused(settings, role)
+    if refused is not None:
+        print(f"reelbot: configuration error: {refused}", file=sys.stderr)
+        return 2
+    options = options or StartupOptions.for_role(role)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     async with assemble(settings, options=options) as bot, _health_server(settings, bot):
-        running = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()), name="discord")
+        token = settings.discord_token.get_secret_value()
+        # A worker logs in over REST only (which also runs the bot's set-up: extensions, the poller) and never
+        # opens a gateway connection; the other roles connect their shards.
+        main = _work_only(bot, token, stop) if options.role is Role.WORKER else bot.start(token)
+        running = asyncio.create_task(main, name="discord")
         stopping = asyncio.create_task(stop.wait(), name="stop")
         await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
@@ -171,6 +221,11 @@ async def serve(settings: Settings, *, options: StartupOptions | None = None, st
     return 0
 
 
+async def _work_only(bot: Reelbot, token: str, stop: asyncio.Event) -> None:
+    await bot.login(token)
+    await stop.wait()
+
+
 @contextlib.asynccontextmanager
 async def _health_server(settings: Settings, bot: Reelbot) -> AsyncIterator[HealthServer | None]:
     """`/healthz` and `/metrics` on METRICS_PORT while the bot runs; nothing when the setting is unset."""
@@ -188,13 +243,15 @@ async def _health_server(settings: Settings, bot: Reelbot) -> AsyncIterator[Heal
     # A healthy poller shows a sign of life at least every poll interval, unless a round is busy downloading and
     # posting large videos (the download alone may take its 120 s timeout); beyond this, call it stuck.
     stale_after = 3 * settings.poll_interval_seconds + 600
+    role = bot.options.role
+    checks = {"database": database_check(bot.store)}
+    if role is not Role.WORKER:  # a worker has no gateway connection to check
+        checks["gateway"] = gateway_check(bot)
+    if bot.options.start_poller:  # a gateway process runs no poller
+        checks["poller"] = poller_check(bot.poller, stale_after=stale_after)
     server = HealthServer(
         bot.metrics,
-        {
-            "database": database_check(bot.store),
-            "gateway": gateway_check(bot),
-            "poller": poller_check(bot.poller, stale_after=stale_after),
-        },
+        checks,
         port=settings.metrics_port,
         before_scrape=refresh,
     )
@@ -217,9 +274,9 @@ def _logging(settings: Settings) -> None:
     )
 
 
-def run_bot(settings: Settings) -> int:
+def run_bot(settings: Settings, role: Role = Role.ALL) -> int:
     _logging(settings)
-    return asyncio.run(serve(settings))
+    return asyncio.run(serve(settings, role=role))
 
 
 async def run_migrate(settings: Settings, source: str | None = None) -> int:

@@ -10,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.storage.url import Backend, DatabaseUrl
 
-__all__ = ["Settings", "SettingsError", "load_settings"]
+__all__ = ["Settings", "SettingsError", "load_settings", "parse_shard_ids"]
 
 
 class Settings(BaseSettings):
@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    shard_count: int | None = Field(default=None, ge=1)
+    shard_ids: str | None = None
+    """`0,2` or `0-3`; read it through `shards`, which checks it against `SHARD_COUNT`."""
+    process_name: str | None = Field(default=None, max_length=64)
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -69,6 +73,9 @@ class Settings(BaseSettings):
         "metrics_port",
         "media_dir",
         "provider_requests_per_second",
+        "shard_count",
+        "shard_ids",
+        "process_name",
         mode="before",
     )
     @classmethod
@@ -88,6 +95,33 @@ class Settings(BaseSettings):
     def _database_url(cls, value: SecretStr) -> SecretStr:
         DatabaseUrl.parse(value.get_secret_value())  # its messages never contain the URL
         return value
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shard_ids(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_shard_ids(value)
+        return value
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> Settings:
+        if self.shard_ids is not None:
+            if self.shard_count is None:
+                raise ValueError("SHARD_IDS needs SHARD_COUNT (how many shards the whole deployment has)")
+            too_big = [i for i in parse_shard_ids(self.shard_ids) if i >= self.shard_count]
+            if too_big:
+                raise ValueError(f"SHARD_IDS names shard {too_big[0]}, but SHARD_COUNT is {self.shard_count}")
+        return self
+
+    @property
+    def shards(self) -> list[int] | None:
+        """The shard ids this process connects: `SHARD_IDS`, else every id below `SHARD_COUNT`; None when
+        `SHARD_COUNT` is unset (Discord's recommended count, all in this process)."""
+        if self.shard_count is None:
+            return None
+        if self.shard_ids is None:
+            return list(range(self.shard_count))
+        return parse_shard_ids(self.shard_ids)
 
     @property
     def database(self) -> DatabaseUrl:
@@ -123,6 +157,22 @@ class Settings(BaseSettings):
         return str(self.discord_api_base_url).rstrip("/")
 
 
+def parse_shard_ids(text: str) -> list[int]:
+    """`0,2` → [0, 2]; `0-3` → [0, 1, 2, 3]; both forms may be mixed (`0-1,4`). ValueError saying what is wrong."""
+    ids: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        low, dash, high = part.partition("-")
+        try:
+            first, last = (int(low), int(high)) if dash else (int(part), int(part))
+        except ValueError:
+            raise ValueError(f"{part!r} is not a shard id or a range such as 0-3") from None
+        if first < 0 or last < first:
+            raise ValueError(f"{part!r} is not a shard id or a range such as 0-3")
+        ids.update(range(first, last + 1))
+    return sorted(ids)
+
+
 class SettingsError(Exception):
     """A setting is missing or invalid; the message is one line that names it and never shows its value."""
 
@@ -134,6 +184,9 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
+            if not error["loc"]:  # a rule across settings: its message names them
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
             name = str(error["loc"][0]).upper() if error["loc"] else "settings"
             reason = "is required but not set" if error["type"] == "missing" else f"is invalid: {error['msg']}"
             problems.append(f"{name} {reason}")

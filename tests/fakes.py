@@ -92,7 +92,7 @@ class FakeChat:
 
     # ---- ChatPort
 
-    def upload_limit(self, guild_id: int) -> int:
+    async def upload_limit(self, guild_id: int) -> int:
         return self.upload_limits.get(guild_id, self.default_upload_limit)
 
     def _enter(self, operation: str, channel_id: int) -> None:

@@ -3,11 +3,14 @@ documentation."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings, parse_shard_ids
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = {"DISCORD_TOKEN": "t", "AIML_API_KEY": "k"}
@@ -131,3 +134,48 @@ def test_media_folder_and_job_lease(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOB_LEASE_SECONDS", "0")
     with pytest.raises(SettingsError, match="JOB_LEASE_SECONDS"):
         load_settings()
+
+
+# -- several processes: the shards this process connects, and no split roles on SQLite
+
+
+def test_shard_ids_take_lists_and_ranges() -> None:
+    assert parse_shard_ids("0,2") == [0, 2]
+    assert parse_shard_ids("0-3") == [0, 1, 2, 3]
+    assert parse_shard_ids(" 4, 0-1 ") == [0, 1, 4]
+    assert load_settings(**REQUIRED, shard_count=4).shards == [0, 1, 2, 3]  # default: every id below the count
+    assert load_settings(**REQUIRED, shard_count=4, shard_ids="1,3").shards == [1, 3]
+    assert load_settings(**REQUIRED).shards is None  # Discord's recommended count, all here
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        ({"shard_ids": "0"}, "SHARD_IDS needs SHARD_COUNT"),
+        ({"shard_count": 2, "shard_ids": "0-2"}, "names shard 2, but SHARD_COUNT is 2"),
+        ({"shard_count": 2, "shard_ids": "one"}, "SHARD_IDS is invalid"),
+        ({"shard_count": 0}, "SHARD_COUNT is invalid"),
+    ],
+)
+def test_bad_shard_settings_say_what_is_wrong(values: dict[str, object], says: str) -> None:
+    with pytest.raises(SettingsError, match=says):
+        load_settings(**REQUIRED, **values)
+
+
+@pytest.mark.parametrize("role", ["gateway", "worker"])
+def test_a_split_role_on_sqlite_is_refused_with_one_line(role: str, tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "DISCORD_TOKEN": "secret-token-value",
+        "AIML_API_KEY": "secret-key-value",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+    }
+    done = subprocess.run(  # noqa: S603 - our own entry point
+        [sys.executable, "-m", "bot", role], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "DATABASE_URL=postgresql://" in line
+    assert f"python -m bot {role}" in line
+    assert not (tmp_path / "bot.db").exists()  # nothing was started or created

@@ -54,8 +54,9 @@ def delivery_target(job: Job) -> tuple[int, str | None]:
 class Delivery:
     """Delivers DELIVERING jobs. A transient `ChatError` propagates so the caller can retry with backoff."""
 
-    def __init__(self, *, store: Store, chat: ChatPort, media_dir: Path) -> None:
+    def __init__(self, *, store: Store, chat: ChatPort, media_dir: Path, holder: str | None = None) -> None:
         self._store = store
+        self._holder = holder  # the poller's lease name: its record of the post counts only while it holds the job
         self._chat = chat
         self._media_dir = media_dir
 
@@ -88,7 +89,7 @@ class Delivery:
     async def _post(self, job: Job, target: int, outside: str | None) -> int:
         """Post the file if it fits, else a link; return the message id. `outside`: why not in a thread."""
         path = media_path(self._media_dir, job.id)
-        limit = self._chat.upload_limit(job.guild_id)
+        limit = await self._chat.upload_limit(job.guild_id)
         size = _file_size(path)
         if size is not None and size <= limit:
             try:
@@ -122,7 +123,7 @@ class Delivery:
 
     async def _mark_delivered(self, job: Job, message_id: int) -> Job | None:
         done = await self._store.jobs.transition(
-            job.id, JobStatus.DELIVERING, JobStatus.DELIVERED, delivered_message_id=message_id
+            job.id, JobStatus.DELIVERING, JobStatus.DELIVERED, holder=self._holder, delivered_message_id=message_id
         )
         if done is None:
             log.warning("job %s left delivering before message %s was recorded", job.id, message_id)
@@ -135,6 +136,7 @@ class Delivery:
             job.id,
             JobStatus.DELIVERING,
             JobStatus.FAILED,
+            holder=self._holder,
             failure_kind=FailureKind.DELIVERY_FAILED,
             last_error=_member_reason(exc),
         )

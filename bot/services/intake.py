@@ -302,7 +302,9 @@ class Intake:
     async def card_posted(self, job_id: int, message_id: int) -> Job:
         """The member can see the job now: remember its card, which the poller keeps up to date and starts the
         job's thread on."""
-        return await self._store.jobs.update_fields(job_id, status_message_id=message_id)
+        job = await self._store.jobs.update_fields(job_id, status_message_id=message_id)
+        await self._store.jobs.wake_workers(job_id)  # its thread is to be started, maybe by another process
+        return job
 
     async def abandon(self, job_id: int, why: str) -> Job | None:
         """The member never saw the new job's card, so it must not run: fail it, which refunds it. If the poller

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from bot.domain.clock import Clock, system_clock
 from bot.domain.jobs import FailureKind, Job, JobStatus
@@ -185,15 +186,15 @@ class ModeratorActions:
             reviewed_at=self._clock(),
         )
 
-    async def _review(
-        self, guild_id: int, job_id: int, new: JobStatus, actor_id: int, **fields: object
-    ) -> ReviewResult:
+    async def _review(self, guild_id: int, job_id: int, new: JobStatus, actor_id: int, **fields: Any) -> ReviewResult:
         job = await self._store.jobs.get(job_id, guild_id=guild_id)
         if job is None:
             return ReviewResult(ReviewOutcome.NOT_FOUND)
         moved = await self._store.jobs.transition(job.id, JobStatus.AWAITING_APPROVAL, new, actor_id=actor_id, **fields)
         if moved is None:
             return ReviewResult(ReviewOutcome.NOT_WAITING, await self._store.jobs.get(job.id) or job)
+        if not moved.terminal:
+            await self._store.jobs.wake_workers(job.id)  # approved: due now, whichever process works it
         return ReviewResult(ReviewOutcome.DONE, moved)
 
     async def blocked_words(self, guild_id: int) -> list[BlockedWord]:

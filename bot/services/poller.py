@@ -73,9 +73,10 @@ _SCAN_EVERY = 0.25  # seconds between looks for threads to start after wake-ups
 ROUND_GAP = 0.1
 
 
-def worker_name() -> str:
-    """A name for this process's leases, unique among the processes sharing a store (and between its runs)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+def worker_name(process: str | None = None) -> str:
+    """A name for this process's leases, unique among the processes sharing a store (and between its runs):
+    `process` (by default host name and process id) and a random suffix."""
+    return f"{process or f'{socket.gethostname()}:{os.getpid()}'}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)
@@ -128,16 +129,17 @@ class Poller:
             pacer=self.pacer,
             rand=rand,
             changed=self._changed,
+            owner=self.owner,
         )
         self._ctx.tell = self.tell
-        self._delivery = Delivery(store=store, chat=chat, media_dir=config.media_dir)
+        self._delivery = Delivery(store=store, chat=chat, media_dir=config.media_dir, holder=self.owner)
         self.threads = Threads(self._ctx, on_ready=self.wake)
         self._jobs = BackgroundTasks(log)  # one task per job being handled
         self._wake = asyncio.Event()
         self._stopped = asyncio.Event()
         self._stopping = False
         self._running = False
-        self._busy: set[int] = set()  # job ids handled right now; never handled twice at once
+        self._busy: dict[int, asyncio.Task[None]] = {}  # jobs handled right now (never twice at once), their tasks
         self._held: dict[int, float] = {}  # job id -> not before (when the store could not be told)
         self._internal_errors: dict[int, int] = {}
         self._last_scan = float("-inf")  # time.monotonic() of the last look for thread steps to start
@@ -174,6 +176,10 @@ class Poller:
         must not hold up the others); a job being handled is never started twice."""
         self._running = True
         self._stopped.clear()
+        helpers = [
+            asyncio.create_task(self._keep_leases(), name="reelbot-leases"),
+            asyncio.create_task(self._listen(), name="reelbot-listen"),
+        ]
         try:
             while not self._stopping:
                 self._wake.clear()  # before the round: a wake-up during it triggers another round soon
@@ -195,8 +201,45 @@ class Poller:
                         await asyncio.wait_for(self._wake.wait(), timeout=delay)
                 await asyncio.sleep(max(0.0, ROUND_GAP - (time.monotonic() - started)))
         finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
             self._running = False
             self._stopped.set()
+
+    async def _listen(self) -> None:
+        """Wake a round as soon as a job is created or made workable, by any process (PostgreSQL's NOTIFY; on
+        SQLite by this process). If the signal's connection is lost, listen again; rounds still come every poll
+        interval meanwhile, so nothing waits longer than that."""
+        while not self._stopping:
+            try:
+                async with self._store.jobs.listen_for_new() as created:
+                    self.wake()  # anything created while nobody listened
+                    while not self._stopping:
+                        await created.wait()
+                        self.wake()
+            except Exception as exc:
+                log.warning("lost the new-job signal (%s); listening again in a moment", exc)
+                await asyncio.sleep(min(5.0, self._config.poll_interval))
+
+    async def _keep_leases(self) -> None:
+        """Renew the leases of the jobs (and thread steps) being handled here, three times per lease. A job whose
+        lease could not be renewed was taken over by another process (this one was too slow, or paused): its task
+        is cancelled, and its writes would have changed nothing anyway (they are made only by the lease holder)."""
+        lease = self._config.lease_seconds
+        every = lease / 3
+        while True:
+            await asyncio.sleep(every)
+            for job_id, task in list(self._busy.items()):
+                try:
+                    kept = await self._store.jobs.renew_lease(job_id, self.owner, lease_seconds=lease)
+                except Exception as exc:
+                    log.warning("job %s: could not renew its lease (%s); trying again", job_id, exc)
+                    continue
+                if not kept and not task.done():
+                    log.warning("job %s: its lease was taken over by another process; leaving the job to it", job_id)
+                    task.cancel()
+            await self.threads.renew_claims()
 
     async def stop(self) -> None:
         """Take no new work; give in-flight jobs `stop_grace` seconds, then cancel them; let store writes finish.
@@ -221,29 +264,35 @@ class Poller:
     async def recover(self) -> RecoverySummary:
         """At start-up: settle rows a crash left ambiguous and make every other unfinished job due now.
 
-        This process is the store's only worker (the rule for `submitting` rows below assumes it too), so the
-        leases a previous run left are void: its jobs need not wait for them to run out."""
+        Only when this process is the store's only worker (`sole_worker`, SQLite): the leases a previous run left
+        are void, and its jobs need not wait for them to run out. Where several processes share the store, a
+        starting one must leave the others' leases alone: a dead process's jobs are claimed once their leases run
+        out, and the same rules apply then (`_step`: a job claimed in `submitting` failed mid-submit; `_handle`: a
+        job claimed in `delivering` is checked for an earlier post)."""
+        unfinished = await self._store.jobs.unfinished()
+        self._remove_orphan_media({j.id for j in unfinished})
+        if not self._config.sole_worker:
+            self.wake()
+            return RecoverySummary(resumed=0, failed_uncertain=0)
         now = self._clock()
         resumed = failed = 0
         await self._store.jobs.release_all_leases()
-        unfinished = await self._store.jobs.unfinished()
         for job in unfinished:
             try:
                 if job.status is JobStatus.SUBMITTING:
                     # The submit may or may not have reached the provider; a second POST could be a second
                     # paid video. Stop, refund, and say so.
                     log.warning("job %s was being submitted when the bot stopped; failing it as uncertain", job.id)
-                    await self._ctx.fail(job, FailureKind.SUBMIT_UNCERTAIN, None)
+                    await self._ctx.fail(job, FailureKind.SUBMIT_UNCERTAIN, None, leased=False)
                     failed += 1
                     continue
                 if job.status is JobStatus.DELIVERING:
                     self._ctx.verify_delivery.add(job.id)
-                await self._ctx.reschedule(job.id, now)
+                await self._ctx.reschedule(job.id, now, leased=False)
                 resumed += 1
             except Exception:
                 self.errors += 1
                 log.exception("job %s: could not be recovered at start-up", job.id)
-        self._remove_orphan_media({j.id for j in unfinished})
         if unfinished:
             log.info("recovered %d unfinished job(s); %d failed as uncertain submits", resumed, failed)
         self.wake()
@@ -273,9 +322,10 @@ class Poller:
         claimed = await self._store.jobs.claim_due(self.owner, lease_seconds=self._config.lease_seconds, limit=limit)
         self._more_due = len(claimed) >= limit
         jobs = [j for j in claimed if j.id not in self._busy and self._held.get(j.id, now) <= now]
+        tasks = []
         for job in jobs:
-            self._busy.add(job.id)
-        tasks = [self._jobs.spawn(self._guarded(job), name=f"reelbot-job-{job.id}") for job in jobs]
+            task = self._busy[job.id] = self._jobs.spawn(self._guarded(job), name=f"reelbot-job-{job.id}")
+            tasks.append(task)
         if wait:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.threads.settle()
@@ -305,7 +355,7 @@ class Poller:
             except Exception as exc:
                 log.warning("job %s: could not release its lease (it comes back when the lease ends): %s", job.id, exc)
             finally:
-                self._busy.discard(job.id)
+                self._busy.pop(job.id, None)
                 # Its next time may come before the loop meant to look again (it slept while this job was claimed).
                 self._wake.set()
 
@@ -313,6 +363,10 @@ class Poller:
         """Move `job` on as far as it can go now: a submit is followed by nothing, a completion by a download
         and a post in the same round, so a finished video does not wait another interval."""
         self.threads.ensure(job)
+        if job.status is JobStatus.DELIVERING:
+            # Claimed while delivering: a post was tried before (this process's or a dead one's) and may have
+            # reached Discord. Look for it before posting (the nonce covers a post still in flight elsewhere).
+            self._ctx.verify_delivery.add(job.id)
         current: Job | None = job
         for _ in range(_MAX_STEPS_PER_ROUND):
             if current is None or current.terminal or self._stopping:

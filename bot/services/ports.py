@@ -41,7 +41,7 @@ class ChatError(Exception):
 class ChatPort(Protocol):
     """What the services ask of Discord. All calls use the bot token, never an interaction token."""
 
-    def upload_limit(self, guild_id: int) -> int:
+    async def upload_limit(self, guild_id: int) -> int:
         """The largest file, in bytes, the bot may post in this guild (depends on the boost tier)."""
         ...
 

@@ -98,6 +98,10 @@ class RecordedRequest:
     query: dict[str, str]
     status: int
     at: float
+    agent: str = ""
+    """The request's User-Agent: which process of a deployment sent it (Reelbot names itself there)."""
+    started: float = 0.0
+    """When the request arrived (`at` is when it was answered)."""
 
 
 @dataclass
@@ -247,7 +251,7 @@ class AimlSimulator:
 
     @web.middleware
     async def _record(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
-        status = 500
+        status, started = 500, time.time()
         try:
             if self._over_rate(request):
                 status = 429
@@ -260,7 +264,15 @@ class AimlSimulator:
             raise
         finally:
             self.requests.append(
-                RecordedRequest(request.method, request.path, dict(request.query), status, time.time())
+                RecordedRequest(
+                    request.method,
+                    request.path,
+                    dict(request.query),
+                    status,
+                    time.time(),
+                    request.headers.get("User-Agent", ""),
+                    started,
+                )
             )
 
     # -- endpoints ---------------------------------------------------------------------------------------

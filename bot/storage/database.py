@@ -49,10 +49,18 @@ class EventSignal:
 
     def __init__(self) -> None:
         self.event = asyncio.Event()
+        self.lost = False
+
+    def lose(self) -> None:
+        """The notification source is gone (its connection dropped): `wait` raises from now on."""
+        self.lost = True
+        self.event.set()
 
     async def wait(self) -> None:
         await self.event.wait()
         self.event.clear()
+        if self.lost:
+            raise ConnectionError("the connection that listened for new jobs was lost")
 
 
 class Database(Protocol):

@@ -117,6 +117,11 @@ def _assignments(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _to_sql(name, value) for name, value in fields.items()}
 
 
+def _held_by(holder: str | None) -> tuple[str, tuple[Any, ...]]:
+    """The extra condition of a write that only the lease's holder may make."""
+    return ("", ()) if holder is None else (" AND lease_owner = ?", (holder,))
+
+
 class JobRepository:
     """`store.jobs`."""
 
@@ -220,9 +225,13 @@ class JobRepository:
         new: JobStatus,
         *,
         actor_id: int | None = None,
+        holder: str | None = None,
         **fields: Any,
     ) -> Job | None:
         """Move the job to `new` if it is in one of the `expected` states; None (and no change) otherwise.
+
+        With `holder` (a worker's lease name), also only while `holder` holds the job's lease: a worker that was
+        paused past its lease's end, while another process took the job over, changes nothing.
 
         Raises InvalidTransition if any expected→new pair is not in the state machine, ValueError for fields
         that cannot be set. Sets updated_at, finished_at when the job ends (a removal keeps the delivery's), and —
@@ -242,8 +251,9 @@ class JobRepository:
             values.setdefault("finished_at", now)
         sets = ", ".join(f"{_column(name)} = ?" for name in values)
         marks = ", ".join("?" for _ in olds)
-        sql = f"UPDATE jobs SET {sets} WHERE id = ? AND status IN ({marks}) RETURNING *"
-        params = (*values.values(), job_id, *(s.value for s in olds))
+        held, held_params = _held_by(holder)
+        sql = f"UPDATE jobs SET {sets} WHERE id = ? AND status IN ({marks}){held} RETURNING *"
+        params = (*values.values(), job_id, *(s.value for s in olds), *held_params)
         if new not in REFUNDED_ON:
             rows = await self._db.statement(sql, params)  # no refund to write with it: one statement
             return job_from_row(rows[0]) if rows else None
@@ -267,13 +277,15 @@ class JobRepository:
             raise JobNotFound(job_id)
         return job_from_row(rows[0])
 
-    async def reschedule(self, job_id: int, next_poll_at: float, **fields: Any) -> None:
+    async def reschedule(self, job_id: int, next_poll_at: float, *, holder: str | None = None, **fields: Any) -> None:
         """Set when the job is next looked at (and other non-status columns, e.g. poll counters) without reading
-        the row back: the poller's most frequent write, after every poll of a job that is not done yet."""
+        the row back: the poller's most frequent write, after every poll of a job that is not done yet. With
+        `holder`, only while `holder` holds the job's lease."""
         values = _assignments({"next_poll_at": next_poll_at, **fields})
         values["updated_at"] = self._clock()
         sets = ", ".join(f"{_column(name)} = ?" for name in values)
-        await self._db.statement(f"UPDATE jobs SET {sets} WHERE id = ?", (*values.values(), job_id))
+        held, held_params = _held_by(holder)
+        await self._db.statement(f"UPDATE jobs SET {sets} WHERE id = ?{held}", (*values.values(), job_id, *held_params))
 
     async def due(self, now: float, limit: int = 100) -> list[Job]:
         """Unfinished jobs whose next_poll_at has come, the most overdue first (ties: oldest job first)."""
@@ -308,6 +320,7 @@ class JobRepository:
         now = self._clock()
         rows = await self._db.statement(
             "UPDATE jobs SET thread_id = ?, thread_refused = ?, updated_at = ?,"
+            " thread_owner = NULL, thread_until = NULL,"
             " next_poll_at = CASE WHEN status = 'delivering' THEN ? ELSE next_poll_at END"
             " WHERE id = ? RETURNING *",
             (thread_id, refused, now, now, job_id),
@@ -315,6 +328,25 @@ class JobRepository:
         if not rows:
             raise JobNotFound(job_id)
         return job_from_row(rows[0])
+
+    async def claim_thread(self, job_id: int, owner: str, *, lease_seconds: float) -> bool:
+        """Take (or renew) the right to start the job's thread until now + `lease_seconds`: False while another
+        process holds an unexpired claim, or when the thread step is over. Several processes scan for threads to
+        start; this makes one of them ask Discord."""
+        now = self._clock()
+        rows = await self._db.statement(
+            "UPDATE jobs SET thread_owner = ?, thread_until = ? WHERE id = ? AND thread_id IS NULL"
+            " AND thread_refused IS NULL AND (thread_owner IS NULL OR thread_owner = ? OR thread_until <= ?)"
+            " RETURNING id",
+            (owner, now + lease_seconds, job_id, owner, now),
+        )
+        return bool(rows)
+
+    async def wake_workers(self, job_id: int) -> None:
+        """Something made the job workable from outside the workers (its card was recorded, a moderator approved
+        it): wake the `listen_for_new` signals, on PostgreSQL those of every process."""
+        async with self._db.write() as conn:
+            await self._db.announce_job(conn, job_id)
 
     async def unfinished(self) -> list[Job]:
         """Every job the poller is carrying to an end, oldest first (start-up recovery). Jobs waiting for a
@@ -420,12 +452,13 @@ class JobRepository:
         return bool(rows)
 
     async def release_all_leases(self) -> int:
-        """Give back every unfinished job's lease, whoever holds it; returns how many. For the start-up of a bot
+        """Give back every unfinished job's lease (and claim on its thread step), whoever holds it; returns how
+        many. For the start-up of a bot
         that is the store's only worker: whoever held them is gone, and its jobs need not wait for their leases to
         run out. (Where several processes share the store, a starting one must leave the others' leases alone.)"""
         rows = await self._db.statement(
-            f"UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL"
-            f" AND status IN ({ACTIVE_SQL}) RETURNING id"
+            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, thread_owner = NULL, thread_until = NULL"
+            f" WHERE (lease_owner IS NOT NULL OR thread_owner IS NOT NULL) AND status IN ({ACTIVE_SQL}) RETURNING id"
         )
         return len(rows)
 

@@ -200,6 +200,7 @@ class PostgresDatabase:
 
         try:
             await conn.add_listener(JOBS_CHANNEL, heard)
+            conn.add_termination_listener(lambda _conn: signal.lose())  # a worker then listens again
             yield signal
         finally:
             with contextlib.suppress(Exception):  # the connection may already be gone; closing is all that is left

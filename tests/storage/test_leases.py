@@ -142,3 +142,36 @@ async def test_postgresql_wakes_workers_of_other_processes(postgres: PostgresClu
         async with signal as created:
             await make(gateway)
             assert await wake(created, 5) is True
+
+
+async def test_only_the_lease_holder_moves_or_reschedules_a_job(store: Store, clock: FakeClock) -> None:
+    job = await make(store)
+    await store.jobs.claim_due("paused", lease_seconds=LEASE)
+    clock.advance(LEASE)
+    await store.jobs.claim_due("alive", lease_seconds=LEASE)  # took it over
+
+    # The paused worker wakes up and tries to go on: nothing changes.
+    assert await store.jobs.transition(job.id, JobStatus.QUEUED, JobStatus.SUBMITTING, holder="paused") is None
+    await store.jobs.reschedule(job.id, clock() + 999, holder="paused")
+    unchanged = await store.jobs.get(job.id)
+    assert unchanged is not None
+    assert unchanged.status is JobStatus.QUEUED
+    assert unchanged.next_poll_at == job.next_poll_at
+
+    moved = await store.jobs.transition(job.id, JobStatus.QUEUED, JobStatus.SUBMITTING, holder="alive")
+    assert moved is not None
+    assert moved.status is JobStatus.SUBMITTING
+    # Without a holder (a member's Cancel through a gateway) the compare-and-set on the status alone decides.
+    assert await store.jobs.transition(job.id, JobStatus.QUEUED, JobStatus.CANCELLED) is None
+
+
+async def test_one_process_claims_a_thread_step_until_it_ends_or_runs_out(store: Store, clock: FakeClock) -> None:
+    job = await make(store)
+    await store.jobs.update_fields(job.id, status_message_id=555)
+    assert await store.jobs.claim_thread(job.id, "a", lease_seconds=LEASE) is True
+    assert await store.jobs.claim_thread(job.id, "b", lease_seconds=LEASE) is False
+    assert await store.jobs.claim_thread(job.id, "a", lease_seconds=LEASE) is True  # renewed by its holder
+    clock.advance(LEASE)
+    assert await store.jobs.claim_thread(job.id, "b", lease_seconds=LEASE) is True  # "a" went silent
+    await store.jobs.record_thread(job.id, thread_id=555)
+    assert await store.jobs.claim_thread(job.id, "a", lease_seconds=LEASE) is False  # nothing left to start

@@ -43,6 +43,9 @@ class PollerConfig:
     stop_grace: float = 3.0  # how long stop() lets in-flight work finish before cancelling it
     batch_size: int = 100
     lease_seconds: float = 30.0  # JOB_LEASE_SECONDS: how long a claimed job stays this process's if it goes silent
+    sole_worker: bool = True
+    """This process is the store's only worker (SQLite): at start-up the leases a previous run left are void. On a
+    shared database (PostgreSQL) other processes may hold live leases, and jobs come back when theirs run out."""
 
     @classmethod
     def from_settings(cls, settings: Any, media_dir: Path, **overrides: Any) -> PollerConfig:
@@ -97,8 +100,10 @@ class StepContext:
         pacer: ProviderPacer,
         rand: Callable[[], float],
         changed: Callable[[Job], Awaitable[None]],
+        owner: str,
     ) -> None:
         self.store = store
+        self.owner = owner  # this process's lease name: the steps' writes count only while it holds the job
         self.provider = provider
         self.downloader = downloader
         self.chat = chat
@@ -121,24 +126,32 @@ class StepContext:
         """Run a store write to completion even if this job's task is cancelled (shutdown)."""
         return await asyncio.shield(self.writes.spawn(coro, name="reelbot-store-write"))
 
-    async def transition(self, job: Job, expected: JobStatus, new: JobStatus, **fields: Any) -> Job | None:
-        moved = await self.write(self.store.jobs.transition(job.id, expected, new, **fields))
+    async def transition(
+        self, job: Job, expected: JobStatus, new: JobStatus, *, leased: bool = True, **fields: Any
+    ) -> Job | None:
+        """A compare-and-set of the job's status; with `leased` (every step's write) only while this process holds
+        the job's lease, so a worker that lost its lease (paused, taken over) changes nothing."""
+        holder = self.owner if leased else None
+        moved = await self.write(self.store.jobs.transition(job.id, expected, new, holder=holder, **fields))
         if moved is None:
             log.info("job %s: no longer %s, leaving it (wanted %s)", job.id, expected, new)
             return None
         await self.changed(moved)
         return moved
 
-    async def reschedule(self, job_id: int, next_poll_at: float, **fields: Any) -> None:
+    async def reschedule(self, job_id: int, next_poll_at: float, *, leased: bool = True, **fields: Any) -> None:
         """When to look at the job next (and counters); no status change, nothing to announce."""
-        await self.write(self.store.jobs.reschedule(job_id, next_poll_at, **fields))
+        holder = self.owner if leased else None
+        await self.write(self.store.jobs.reschedule(job_id, next_poll_at, holder=holder, **fields))
 
-    async def fail(self, job: Job, kind: FailureKind, reason: str | None, **fields: Any) -> Job | None:
+    async def fail(
+        self, job: Job, kind: FailureKind, reason: str | None, *, leased: bool = True, **fields: Any
+    ) -> Job | None:
         """Fail `job` from its current state (the store refunds it in the same write) and tell the member.
 
         Returns the failed row (None if the job had already moved on)."""
         failed = await self.transition(
-            job, job.status, JobStatus.FAILED, failure_kind=kind, last_error=reason, **fields
+            job, job.status, JobStatus.FAILED, leased=leased, failure_kind=kind, last_error=reason, **fields
         )
         if failed is not None:
             self.forget(job.id)

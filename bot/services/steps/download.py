@@ -19,7 +19,7 @@ async def download(ctx: StepContext, job: Job) -> Job | None:
     media_dir = ctx.config.media_dir
     media_dir.mkdir(parents=True, exist_ok=True)
     dest, part = media_path(media_dir, job.id), partial_path(media_dir, job.id)
-    limit = ctx.chat.upload_limit(job.guild_id)
+    limit = await ctx.chat.upload_limit(job.guild_id)
     if dest.exists():
         size = dest.stat().st_size  # complete from a run that stopped before recording it
     elif not job.video_url:

@@ -10,6 +10,9 @@ with the token can do it.
 A video with saved characters gets a first message in its new thread saying who is who (`presenter.cast_note`),
 posted by this step before it ends, so it comes before anything else posted for the job.
 
+Several processes may find the same thread still to be started (each scans for them); the one that claims the step
+in the job row (`claim_thread`, renewed while it runs) asks Discord, the others wait for the row to say it is done.
+
 When Discord refuses for good (missing permission, a channel that cannot hold threads, the server's thread
 limit, a deleted card), the refusal is stored in words for the member: the video then goes to the channel,
 and its message says why. Transient failures are retried a few times, then treated as a refusal.
@@ -26,10 +29,12 @@ from bot.services.ports import ChatError
 from bot.services.presenter import cast_note, thread_name
 from bot.services.steps.context import StepContext, log
 from bot.services.tasks import BackgroundTasks
+from bot.storage.models import JobNotFound
 
 __all__ = ["THREAD_EXISTS", "Threads", "refusal_reason"]
 
 THREAD_EXISTS = 160004  # "A thread has already been created for this message": its id is the message's
+_OTHERS_STEP_CHECK = 0.5  # seconds between looks at a thread step another process is doing
 
 
 def refusal_reason(exc: ChatError) -> str:
@@ -52,6 +57,7 @@ class Threads:
         self._ctx = ctx
         self._on_ready = on_ready
         self._running: dict[int, asyncio.Task[Job]] = {}
+        self._claimed: set[int] = set()  # jobs whose thread step this process claimed and is doing
         self._tasks = BackgroundTasks(log)
 
     def __len__(self) -> int:
@@ -86,10 +92,25 @@ class Threads:
         was already being handled). Returns how many were started."""
         started = 0
         for job_id, channel_id, message_id, prompt in await self._ctx.store.jobs.pending_threads():
-            if job_id not in self._running:
+            if job_id not in self._running and await self._claim(job_id):
                 self._ensure(job_id, channel_id, message_id, prompt)
                 started += 1
         return started
+
+    async def _claim(self, job_id: int) -> bool:
+        ctx = self._ctx
+        if await ctx.store.jobs.claim_thread(job_id, ctx.owner, lease_seconds=ctx.config.lease_seconds):
+            self._claimed.add(job_id)
+            return True
+        return False
+
+    async def renew_claims(self) -> None:
+        """Keep this process's claims on the thread steps it is doing (the poller calls this with its leases)."""
+        for job_id in list(self._claimed):
+            try:
+                await self._claim(job_id)
+            except Exception as exc:
+                log.warning("job %s: could not renew its thread step (%s)", job_id, exc)
 
     async def settle(self) -> None:
         """Wait for the thread steps running now to end (`Poller.run_once` waits for all the work it started)."""
@@ -102,6 +123,20 @@ class Threads:
         await self._tasks.cancel_all(within=within)
 
     async def _start(self, job_id: int, channel_id: int, message_id: int, prompt: str) -> Job:
+        try:
+            while job_id not in self._claimed and not await self._claim(job_id):
+                # Another process is starting it (or it is done): wait for the row to say so.
+                job = await self._ctx.store.jobs.get(job_id)
+                if job is None or not job.thread_pending:
+                    if job is None:
+                        raise JobNotFound(job_id)
+                    return job
+                await asyncio.sleep(_OTHERS_STEP_CHECK)
+            return await self._ask_discord(job_id, channel_id, message_id, prompt)
+        finally:
+            self._claimed.discard(job_id)
+
+    async def _ask_discord(self, job_id: int, channel_id: int, message_id: int, prompt: str) -> Job:
         ctx = self._ctx
         attempt = 0
         while True:
