@@ -134,6 +134,12 @@ class Reelbot(commands.AutoShardedBot):
             self.traffic.foreground.arrived()
         super().dispatch(event_name, *args, **kwargs)
 
+    async def members_first(self) -> None:
+        """Wait while other members' interactions are still arriving (at most a second): called by a command that
+        has answered and has slower work left, so that in a crowd every member is answered before anyone's card."""
+        if self.traffic is not None:
+            await self.traffic.foreground.wait()
+
     async def _dispatch_job_changed(self, job: Any) -> None:
         self.dispatch("job_changed", job)
 

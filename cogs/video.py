@@ -1,14 +1,16 @@
 """`/video`: reference images and a prompt in, a status card and a thread out — within Discord's 3 seconds.
 
-Before the reply the cog does only local work (checks, one store transaction); everything remote happens in
-the poller. The order matters: nothing is charged until every check passed, and the job row with its
-reservation exists before the first remote call, so no later failure can lose either.
+A well-formed request is answered first, at once: a public "thinking…" that becomes the card. Only then does the
+cog do its slower local work (the channel's rules, the quota transaction, the card's numbers), and while a
+crowd's commands keep arriving it lets them be answered first (`Reelbot.members_first`): in a crowd every member
+hears back in milliseconds and the cards follow. A request whose prompt or images break a rule is not deferred:
+the private refusal is the answer, and nothing appears in the channel.
 
-With saved characters there is one remote step before the charge: reading their sheets from Discord (fresh
-image URLs, or word that a sheet is gone). Every local check runs first and refuses at once; then the answer is
-deferred (the member sees "thinking…", which becomes the card), the sheets are read, and only then is the job
-charged. If a sheet is gone or Discord does not answer, the deferred answer is withdrawn and the member is told
-privately; nothing was charged.
+Everything remote happens in the poller. The order matters: nothing is charged until every check passed, and
+the job row with its reservation exists before the first remote call, so no later failure can lose either. With
+saved characters there is one remote step before the charge: reading their sheets from Discord (fresh image
+URLs, or word that a sheet is gone). Any refusal after the deferral withdraws the public "thinking…" and tells
+the member privately; nothing was charged.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from bot.discord_ui import (
     style_choices,
     withdraw,
 )
-from bot.domain.validation import MAX_PROMPT_CHARS, ImageMeta, problems_message
+from bot.domain.validation import MAX_PROMPT_CHARS, ImageMeta, clean_prompt, content_problems, problems_message
 from bot.logs import job_extra
 from bot.services.intake import Invalid, VideoRequest
 from bot.services.media import Unavailable
@@ -147,11 +149,16 @@ class VideoCog(commands.Cog):
             return
         assert interaction.guild_id is not None
         assert interaction.channel_id is not None
+        slots = (image1, image2, image3, image4, image5, image6, image7)
+        if not content_problems(clean_prompt(prompt), [meta for meta, _ in _images(slots)]):
+            await interaction.response.defer(thinking=True)  # public: the card replaces "thinking…"
+            self._answered(interaction)
+            await self.bot.members_first()
         picked = [c for c in (character1, character2, character3, character4) if c]
         built, problems = await self._request(
             interaction,
             prompt,
-            (image1, image2, image3, image4, image5, image6, image7),
+            slots,
             picked,
             style=style,
             duration=duration.value if duration else None,
@@ -161,19 +168,14 @@ class VideoCog(commands.Cog):
             # Every problem at once: the style and the characters named, and whatever else is wrong.
             early = await self.bot.intake.check(built)
             more = early.problems if isinstance(early, Invalid) else []
-            await reply_ephemeral(interaction, problems_message([*problems, *more]))
-            self._answered(interaction)
+            await self._refuse(interaction, problems_message([*problems, *more]))
             return
         request = await self._read_sheets(interaction, built) if built.characters else built
         if request is None:
             return
         outcome = await self.bot.intake.start(request)
         if isinstance(outcome, Invalid | Refused):
-            deferred = interaction.response.is_done()
-            text = _why_not(outcome)
-            await withdraw(interaction, text)
-            if not deferred:
-                self._answered(interaction)
+            await self._refuse(interaction, _why_not(outcome))
             return
         job, quota = outcome.job, outcome.quota
         card = render_card(job, await self.bot.intake.card_context(job, quota=quota))
@@ -186,17 +188,17 @@ class VideoCog(commands.Cog):
         job = await record_card(self.bot, job, message.id)
         log.info("job accepted", extra=job_extra(job.id, user_id=job.user_id, guild_id=job.guild_id))
 
+    async def _refuse(self, interaction: discord.Interaction[Reelbot], text: str) -> None:
+        """Tell the member privately why not (withdrawing the public "thinking…" if it was sent)."""
+        answered_already = interaction.response.is_done()
+        await withdraw(interaction, text)
+        if not answered_already:
+            self._answered(interaction)
+
     async def _show_card(self, interaction: discord.Interaction[Reelbot], card: Card) -> discord.InteractionMessage:
-        """The card as the interaction's own answer (the poller starts the job's thread on it): the reply, or the
-        deferred "thinking…" message edited into the card."""
-        if interaction.response.is_done():  # deferred while the character sheets were read
-            return await interaction.edit_original_response(embed=card_embed(card), view=self.bot.chat.view(card))
-        callback = await interaction.response.send_message(embed=card_embed(card), view=self.bot.chat.view(card))
-        self._answered(interaction)
-        message = callback.resource
-        if isinstance(message, discord.InteractionMessage):
-            return message
-        return await interaction.original_response()
+        """The card as the interaction's own answer (the poller starts the job's thread on it): the deferred
+        "thinking…" message edited into the card."""
+        return await interaction.edit_original_response(embed=card_embed(card), view=self.bot.chat.view(card))
 
     async def _request(
         self,
@@ -221,18 +223,15 @@ class VideoCog(commands.Cog):
         problems.extend(p for p in cast if isinstance(p, str))
         if isinstance(settings, str):
             settings = VideoSettings(None, duration or DEFAULT_DURATION, aspect_ratio or DEFAULT_ASPECT_RATIO)
-        attached = [(position, a) for position, a in enumerate(slots, start=1) if a is not None]
+        images = _images(slots)
         return VideoRequest(
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
             user_id=interaction.user.id,
             role_ids=member_role_ids(interaction.user),
             prompt=prompt,
-            images=tuple(
-                (ImageMeta(position, a.filename, a.content_type, a.size, a.width, a.height), a.url)
-                for position, a in attached
-            ),
-            attachment_ids=tuple(a.id for _, a in attached),
+            images=tuple((meta, a.url) for meta, a in images),
+            attachment_ids=tuple(a.id for _, a in images),
             duration=settings.duration,
             aspect_ratio=settings.aspect_ratio,
             characters=tuple(c for c in cast if not isinstance(c, str)),
@@ -243,21 +242,26 @@ class VideoCog(commands.Cog):
         self, interaction: discord.Interaction[Reelbot], request: VideoRequest
     ) -> VideoRequest | None:
         """The request with its characters' fresh URLs, read from their sheets; None once the member has been
-        told why not. Every check that needs no Discord call refuses first, before anything is deferred."""
+        told why not. Every check that needs no Discord call refuses first, before the sheets are read."""
         assert interaction.guild_id is not None
         early = await self.bot.intake.check(request)
         if early is not None:
-            text = _why_not(early)
-            await reply_ephemeral(interaction, text)
-            self._answered(interaction)
+            await self._refuse(interaction, _why_not(early))
             return None
-        await interaction.response.defer(thinking=True)  # public: the card replaces "thinking…"
-        self._answered(interaction)
         fresh = await self.bot.characters.fresh_cast(self.bot.media, interaction.guild_id, request.characters)
         if isinstance(fresh, Unavailable):
             await withdraw(interaction, unavailable_message(fresh))
             return None
         return replace(request, characters=fresh)
+
+
+def _images(slots: tuple[discord.Attachment | None, ...]) -> list[tuple[ImageMeta, discord.Attachment]]:
+    """The attached images with what is known of each, numbered by their option (`image1`…)."""
+    return [
+        (ImageMeta(position, a.filename, a.content_type, a.size, a.width, a.height), a)
+        for position, a in enumerate(slots, start=1)
+        if a is not None
+    ]
 
 
 async def setup(bot: Reelbot) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "MIN_IMAGE_SIDE",
     "ImageMeta",
     "clean_prompt",
+    "content_problems",
     "image_problems",
     "problems_message",
     "validate_video_request",
@@ -112,6 +113,17 @@ def validate_video_request(prompt: str, images: Sequence[ImageMeta], duration: i
 
     `prompt` is expected to be cleaned already (see `clean_prompt`).
     """
+    problems = content_problems(prompt, images)
+    if duration not in DURATIONS:
+        problems.append(f"Duration must be 5 or 10 seconds, not {duration}.")
+    if aspect_ratio not in ASPECT_RATIOS:
+        problems.append(f"Aspect ratio must be one of {', '.join(ASPECT_RATIOS)}.")
+    return problems
+
+
+def content_problems(prompt: str, images: Sequence[ImageMeta]) -> list[str]:
+    """What is wrong with the prompt and the images themselves (the part of `validate_video_request` that needs
+    nothing but the request: `/video` uses it to decide, before any other work, whether to answer at once)."""
     problems = []
     if not prompt:
         problems.append("The prompt is empty; describe the scene you want, e.g. `the cat from image 1 jumps`.")
@@ -123,10 +135,6 @@ def validate_video_request(prompt: str, images: Sequence[ImageMeta], duration: i
         problems.append(f"{len(images)} images were attached; the limit is {MAX_IMAGES}.")
     for image in images:
         problems.extend(image_problems(image))
-    if duration not in DURATIONS:
-        problems.append(f"Duration must be 5 or 10 seconds, not {duration}.")
-    if aspect_ratio not in ASPECT_RATIOS:
-        problems.append(f"Aspect ratio must be one of {', '.join(ASPECT_RATIOS)}.")
     return problems
 
 

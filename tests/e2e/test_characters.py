@@ -235,7 +235,9 @@ async def test_too_many_images_plus_characters_is_refused_at_once_and_charges_no
     images = {f"image{n}": image(f"{n}.png") for n in range(1, 7)}
     handle = await world.video(images=images, character1="Fox", character2="Owl")
     text = await private_text(world, handle)
-    assert handle.response_type == 4  # refused before anything was deferred or fetched
+    assert handle.response_type == 5  # the answer came at once ("thinking…"), then the refusal in private
+    assert handle.ephemeral
+    assert world.discord.requests_to("/attachments/refresh-urls") == []  # refused before any sheet was read
     assert "6 images and 2 characters make 8 references" in text
     assert "at most 7" in text
     assert world.aiml.submissions == []

@@ -132,19 +132,21 @@ async def test_blocked_words_in_a_characters_name_or_the_prompt_are_refused_befo
     assert "marzipan" not in refused.lower()
     assert len(sheets(world)) == 2
 
-    # An older one is refused in /video at once (not deferred: no sheet is read), named by its place only.
+    # An older one is refused in /video before any sheet is read, named by its place only.
     handle = await world.video(
         "@Robot meets a friend in image 1", images={"image1": image()}, character1="Robot", character2="Marzipan Fox"
     )
     text = await private_text(world, handle)
-    assert handle.response_type == 4
+    assert handle.ephemeral
+    assert world.discord.requests_to("/attachments/refresh-urls") == []
     assert "Character 2 of this video has a name with a word or phrase this server does not allow" in text
     assert "marzipan" not in text.lower()
 
     # The member's prompt, with characters, is checked the same way: a zero-width space does not hide the word.
     handle = await world.video("@Robot eats mar\u200bzipan in image 1", images={"image1": image()}, character1="Robot")
     text = await private_text(world, handle)
-    assert handle.response_type == 4
+    assert handle.ephemeral
+    assert world.discord.requests_to("/attachments/refresh-urls") == []
     assert "Your prompt contains a word or phrase this server does not allow" in text
     assert "zipan" not in text.lower()
     assert "Nothing was charged" in text
@@ -159,7 +161,8 @@ async def test_an_empty_team_budget_refuses_a_character_video_before_any_sheet_i
     await mod(world, "budget", channel=world.channel, videos=0)
     handle = await world.video(character1="Fox")
     text = await private_text(world, handle)
-    assert handle.response_type == 4  # the channel's budget is checked with everything else, before deferring
+    assert handle.ephemeral
+    assert world.discord.requests_to("/attachments/refresh-urls") == []  # the budget is checked before the sheets
     assert text.startswith("This channel's team budget is used up for now.")
     assert "Nothing was charged" in text
     assert world.aiml.submissions == []

@@ -62,7 +62,7 @@ class InteractionHandle:
         self.payload: dict[str, Any] = {}
         self.response_type: int | None = None
         self.acknowledged_at: float | None = None
-        self.ephemeral = False
+        self.callback_ephemeral = False  # the initial response was private
         self.original_message_id: int | None = None
         self.original_edits = 0
         self.followup_ids: list[int] = []
@@ -113,6 +113,19 @@ class InteractionHandle:
         return self.sim.message(self.original_message_id, include_ephemeral=True)
 
     @property
+    def withdrawn(self) -> bool:
+        """The bot deferred in public, then deleted its "thinking…" message (to answer privately instead)."""
+        return self.response_type in (5, 6) and self.original_message_id is not None and self.response is None
+
+    @property
+    def ephemeral(self) -> bool:
+        """Whether the member's answer is private: the initial response was, or a public deferral was withdrawn
+        and a private followup came in its place."""
+        if self.withdrawn:
+            return any(m.ephemeral for m in self.followups)
+        return self.callback_ephemeral
+
+    @property
     def followups(self) -> list[SimMessage]:
         """Messages sent through the followup endpoint (still existing ones)."""
         found = (self.sim.message(m, include_ephemeral=True) for m in self.followup_ids)
@@ -125,20 +138,23 @@ class InteractionHandle:
         return self.response_type
 
     async def wait_response(self, timeout: float = 5.0) -> SimMessage:  # noqa: ASYNC109
-        """The initial response: the reply (type 4), the updated message (7), or after a defer (5, 6) the
-        message once the bot first edited it. Raises SimError for a modal or autocomplete response."""
+        """The answer the member sees: the reply (type 4), the updated message (7), or after a defer (5, 6) the
+        message once the bot first edited it, or the first followup when the bot withdrew its deferral. Raises
+        SimError for a modal or autocomplete response."""
 
-        def ready() -> bool:
+        def answer() -> SimMessage | None:
             if self.response_type in (4, 7):
-                return self.response is not None
+                return self.response
             if self.response_type in (5, 6):
-                return self.original_edits > 0 and self.response is not None
-            return self.response_type in (8, 9)
+                if self.withdrawn:
+                    return next(iter(self.followups), None)
+                return self.response if self.original_edits > 0 else None
+            return None
 
-        await self.sim.wait_for(ready, timeout=timeout)
+        await self.sim.wait_for(lambda: answer() is not None or self.response_type in (8, 9), timeout=timeout)
         if self.response_type in (8, 9):
             raise SimError(f"the bot answered with callback type {self.response_type}, not a message")
-        msg = self.response
+        msg = answer()
         assert msg is not None
         return msg
 

@@ -148,7 +148,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
     h.response_type = int(rtype)
     h.acknowledged_at = sim.now()
     if message is not None:
-        h.ephemeral = message.ephemeral
+        h.callback_ephemeral = message.ephemeral
         sim.add_message(message)
     sim.notify()
     if request.query.get("with_response") not in _TRUE:
