@@ -7,7 +7,9 @@ listening on a free 127.0.0.1 port, run by the `postgres` system user when we ar
 run as root), and removed at the end. If it cannot start, PostgreSQL tests skip with the reason, unless
 `REELBOT_REQUIRE_POSTGRES=1`, when they fail.
 
-Each test gets a database of its own, copied from a template that was migrated once per session.
+Each test gets a database of its own, copied from a template that was migrated once per session — or, for the
+common case (`store_url`), one database reused from test to test and emptied back to the template's contents
+before each: about 30 ms instead of the 0.2–0.4 s a copy of the template costs, over hundreds of tests.
 """
 
 from __future__ import annotations
@@ -94,13 +96,15 @@ class PostgresCluster:
     port: int
     run_as: list[str]
     _names: Iterator[int] = field(default_factory=itertools.count)
+    _reused: str | None = None
+    _seeded: tuple[str, ...] = ()  # tables the migrations fill (the state machine's transitions, the version)
 
     def url(self, database: str) -> str:
         return f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{database}"
 
-    def psql(self, sql: str) -> None:
+    def psql(self, sql: str, database: str = "postgres") -> None:
         subprocess.run(  # noqa: S603 - fixed argv, the server binaries found above
-            [str(self.bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.url("postgres"), "-c", sql],
+            [str(self.bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.url(database), "-c", sql],
             check=True,
             capture_output=True,
             timeout=60,
@@ -111,6 +115,27 @@ class PostgresCluster:
         name = f"test_{next(self._names)}"
         self.psql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE if migrated else 'template0'}")
         return self.url(name)
+
+    def emptied_database(self) -> str:
+        """The reused database's URL, as a fresh copy of the template would be: every table emptied (but those the
+        migrations fill) and every identity restarted; whoever was still connected from an earlier test is cut
+        off first."""
+        if self._reused is None:
+            self._reused = self.new_database().rsplit("/", 1)[1]
+            return self.url(self._reused)
+        kept = ", ".join(f"'{name}'" for name in self._seeded)
+        self.psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid();"
+            " SET session_replication_role = replica;"  # past the ledger's append-only trigger
+            " DO $$ DECLARE tables text; BEGIN"
+            "   SELECT string_agg(format('%I', tablename), ', ') INTO tables FROM pg_tables"
+            f"   WHERE schemaname = 'public' AND tablename NOT IN ({kept or 'NULL'});"
+            "   IF tables IS NOT NULL THEN EXECUTE 'TRUNCATE ' || tables || ' RESTART IDENTITY CASCADE'; END IF;"
+            " END $$;",
+            database=self._reused,
+        )
+        return self.url(self._reused)
 
     def _pg_ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(  # noqa: S603 - fixed argv, the server binaries found above
@@ -177,7 +202,7 @@ class PostgresCluster:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise RuntimeError(f"pg_ctl start failed: {started.stderr.strip()[-300:]} {log}")
         cluster.psql(f"CREATE DATABASE {TEMPLATE}")
-        run_sync(_migrate(cluster.url(TEMPLATE)))
+        cluster._seeded = run_sync(_migrate(cluster.url(TEMPLATE)))
         cluster.psql(f"ALTER DATABASE {TEMPLATE} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false")
         return cluster
 
@@ -186,9 +211,19 @@ class PostgresCluster:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-async def _migrate(url: str) -> None:
+async def _migrate(url: str) -> tuple[str, ...]:
+    """Bring the template to the latest schema; the names of the tables the migrations left rows in."""
     store = await Store.open(url)
     await store.close()
+    connection = await asyncpg.connect(url)
+    try:
+        tables = [
+            r["tablename"]
+            for r in await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ]
+        return tuple([t for t in tables if await connection.fetchval(f'SELECT EXISTS (SELECT 1 FROM "{t}")')])
+    finally:
+        await connection.close()
 
 
 @pytest.fixture(scope="session")
@@ -226,7 +261,7 @@ def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'data' / 'bot.db'}"
     cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
-    return cluster.new_database()
+    return cluster.emptied_database()
 
 
 @pytest.fixture
