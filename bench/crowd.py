@@ -67,6 +67,11 @@ class CrowdRun:
         return [h.acknowledged_at - h.created_at for h in self.handles if h.acknowledged_at is not None]
 
     @property
+    def shown(self) -> list[float]:
+        """Per member: seconds until the answer itself (the card, or a refusal) replaced "thinking…"."""
+        return [h.shown_at - h.created_at for h in self.handles if h.shown_at is not None]
+
+    @property
     def delivered(self) -> int:
         return self.inside + self.outside
 
@@ -192,6 +197,8 @@ def add_common(result: Result, run: CrowdRun) -> None:
     result.add("answered", f"{len(latencies)} of {n} (sent over {run.spread:.1f} s)", f"{n}", len(latencies) == n)
     result.add("initial response p50", f"{percentile(latencies, 50) * 1000:.0f} ms")
     result.add("initial response p99", f"{p99 * 1000:.0f} ms", "<= 100 ms", p99 <= 0.1)
+    shown = run.shown
+    result.add("card shown p50 / p99", f"{percentile(shown, 50):.2f} s / {percentile(shown, 99):.2f} s")
     limited, global_ = run.limited()
     result.add("Discord 429s (of them global)", f"{limited} ({global_})", "0", limited == 0)
     result.add("videos delivered", f"{run.delivered} of {n}", f"{n}", run.delivered == n)
@@ -208,7 +215,8 @@ def add_notes(result: Result, run: CrowdRun) -> None:
         result.notes.append(f"Where the bot's CPU went (cProfile, which itself slows the bot down): {shares}.")
     result.notes.append(
         "Initial response is the simulator's time from creating the interaction (before the gateway dispatch) to "
-        "receiving the callback. The bot runs as `python -m bot`; the simulators run in the benchmark's process."
+        'receiving the callback (a public "thinking…"); card shown, from creating it to the card replacing that '
+        "message. The bot runs as `python -m bot`; the simulators run in the benchmark's process."
     )
 
 

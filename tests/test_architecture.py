@@ -158,6 +158,27 @@ def test_every_test_file_the_docs_name_exists() -> None:
     assert sorted(name for name in named if not list(ROOT.glob(name))) == []
 
 
+SYMBOL_REFERENCE = re.compile(r"`((?:bot|cogs)/[\w/]+\.py):(\w+)(?:\.(\w+))?")
+
+
+def test_every_function_or_class_the_docs_name_is_where_they_say() -> None:
+    named = {
+        match.groups()
+        for path in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+        for match in SYMBOL_REFERENCE.finditer(path.read_text(encoding="utf-8"))
+    }
+    assert named
+    missing = []
+    for file, name, member in sorted(named, key=str):
+        source = ROOT / file
+        text = source.read_text(encoding="utf-8") if source.is_file() else ""
+        defined = re.search(rf"^\s*(?:async def|def|class) {name}\b|^{name}\b\s*[:=]", text, re.MULTILINE)
+        has_member = member is None or re.search(rf"^\s+(?:async def|def) {member}\b|^\s+{member}\b\s*[:=]", text, re.M)
+        if not (defined and has_member):
+            missing.append(f"{file}:{name}" + (f".{member}" if member else ""))
+    assert missing == []
+
+
 def test_every_design_note_the_code_or_the_docs_point_to_exists() -> None:
     named: dict[str, set[str]] = {}
     for path in [*_files("bot", "cogs", "tests", "bench"), ROOT / "README.md"]:

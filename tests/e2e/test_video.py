@@ -20,7 +20,11 @@ async def test_accepted_job_gets_card_thread_and_video_mentioning_only_the_reque
     handle = await world.video(duration=10, aspect_ratio="9:16")
     card = await handle.wait_response(timeout=5)
 
-    # Behaviour 1 and 4: acknowledged in time, a public card, a thread on it.
+    # Behaviour 1 and 4: acknowledged at once with a public "thinking…", which then becomes the card; a thread on it.
+    assert handle.response_type == 5
+    assert handle.acknowledged_at is not None
+    assert handle.first_edit_at is not None
+    assert handle.acknowledged_at < handle.first_edit_at
     assert not handle.ephemeral
     assert card.channel_id == world.channel
     assert card.embeds
@@ -68,6 +72,7 @@ async def test_invalid_input_is_explained_privately_and_charges_nothing(
     await world.start_bot()
     handle = await world.video(prompt, images=images)  # type: ignore[arg-type]
     reply = await handle.wait_response(timeout=5)
+    assert handle.response_type == 4  # answered privately at once: nothing, not even "thinking…", in public
     assert handle.ephemeral
     assert expected in reply.content
     assert "Nothing was charged" in reply.content

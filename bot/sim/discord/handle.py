@@ -65,6 +65,7 @@ class InteractionHandle:
         self.callback_ephemeral = False  # the initial response was private
         self.original_message_id: int | None = None
         self.original_edits = 0
+        self.first_edit_at: float | None = None  # when the original response was first edited (a deferral's answer)
         self.followup_ids: list[int] = []
         self.modal: dict[str, Any] | None = None
         self.trigger: InteractionHandle | None = None  # for a modal submit: the interaction that showed it
@@ -111,6 +112,16 @@ class InteractionHandle:
         if self.original_message_id is None:
             return None
         return self.sim.message(self.original_message_id, include_ephemeral=True)
+
+    def original_edited(self) -> None:
+        self.original_edits += 1
+        if self.first_edit_at is None:
+            self.first_edit_at = self.sim.now()
+
+    @property
+    def shown_at(self) -> float | None:
+        """When the member saw the answer itself: the reply, or the deferred message's first edit."""
+        return self.first_edit_at if self.response_type in (5, 6) else self.acknowledged_at
 
     @property
     def withdrawn(self) -> bool:

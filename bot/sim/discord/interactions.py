@@ -129,7 +129,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
                 raise ApiError(404, 10008, "Unknown Message")
             apply_edit(sim, source, data, parsed.uploads)
             sim.message_updated(source)
-            h.original_edits += 1
+            h.original_edited()
     elif rtype == 8 and h.type == InteractionType.AUTOCOMPLETE:
         if "data" not in body:
             raise form_error("data", "BASE_TYPE_REQUIRED", "This field is required")
@@ -246,7 +246,7 @@ async def edit_webhook_message(request: web.Request) -> web.StreamResponse:
     parsed = await read_body(request, size_limit=h.attachment_size_limit)
     apply_edit(sim, msg, parsed.obj, parsed.uploads)
     if msg.id == h.original_message_id:
-        h.original_edits += 1
+        h.original_edited()
     sim.message_updated(msg)
     return json_response(message_json(sim, msg))
 
@@ -271,7 +271,7 @@ async def execute_webhook(request: web.Request) -> web.StreamResponse:
     original = sim.message(h.original_message_id, include_ephemeral=True) if h.original_message_id else None
     if h.response_type == 5 and original is not None and original.loading:
         apply_edit(sim, original, data, parsed.uploads)
-        h.original_edits += 1
+        h.original_edited()
         h.followup_ids.append(original.id)
         sim.message_updated(original)
         msg = original
