@@ -96,6 +96,19 @@ class World:
             attachments=images,
         )
 
+    async def mod(self, subcommand: str, user_id: int | None = None, **options: Any) -> str:
+        """Run `/videomod <subcommand>` as the server's moderator (or `user_id`) here; the private answer's text."""
+        handle = await self.discord.invoke_command(
+            "videomod",
+            subcommand=subcommand,
+            user_id=user_id or self.guild.moderator_id,
+            channel_id=self.channel,
+            options=options,
+        )
+        reply = await handle.wait_response(timeout=5)
+        assert handle.ephemeral
+        return str(reply.content)
+
     async def quota_text(self, user_id: int | None = None) -> str:
         handle = await self.discord.invoke_command("quota", user_id=user_id or self.member, channel_id=self.channel)
         reply = await handle.wait_response(timeout=5)

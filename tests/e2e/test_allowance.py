@@ -3,23 +3,12 @@ moderator's reply all count grants the same way (limit + grants), as a new membe
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from bot.sim.discord import SimMessage
 from tests.e2e_world import World
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def mod(world: World, subcommand: str, **options: Any) -> str:
-    handle = await world.discord.invoke_command(
-        "videomod", subcommand=subcommand, user_id=world.guild.moderator_id, channel_id=world.channel, options=options
-    )
-    reply = await handle.wait_response(timeout=5)
-    assert handle.ephemeral
-    return str(reply.content)
 
 
 def quota_field(card: SimMessage) -> str:
@@ -29,7 +18,7 @@ def quota_field(card: SimMessage) -> str:
 
 async def test_a_grant_counts_in_quota_refusal_card_and_moderator_reply(world: World) -> None:
     await world.start_bot()
-    await mod(world, "limit", member=world.member, videos=1)
+    await world.mod("limit", member=world.member, videos=1)
     first = await (await world.video()).wait_response(timeout=5)
     assert quota_field(first) == "0 of 1 videos left"
     assert "used **1** of **1**" in await world.quota_text()
@@ -38,7 +27,7 @@ async def test_a_grant_counts_in_quota_refusal_card_and_moderator_reply(world: W
     assert "reached your video limit" in refusal.content
     assert "used **1** of **1**" in refusal.content
 
-    granted = await mod(world, "grant", member=world.member, videos=1)
+    granted = await world.mod("grant", member=world.member, videos=1)
     assert "**1** of **2** videos left" in granted
     assert "used **1** of **2**" in await world.quota_text()  # the member's view right after the grant
 
@@ -49,4 +38,4 @@ async def test_a_grant_counts_in_quota_refusal_card_and_moderator_reply(world: W
 
     refusal = await (await world.video()).wait_response(timeout=5)
     assert "used **2** of **2**" in refusal.content
-    assert "**0** of **2** videos left" in await mod(world, "check", member=world.member)
+    assert "**0** of **2** videos left" in await world.mod("check", member=world.member)

@@ -4,8 +4,6 @@ reason and refunds; an approval clicked after a restart works; a video nobody ap
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from bot.domain.jobs import JobStatus
@@ -14,15 +12,6 @@ from bot.sim.discord.state import ChannelType
 from tests.e2e_world import World
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def mod(world: World, subcommand: str, **options: Any) -> str:
-    handle = await world.discord.invoke_command(
-        "videomod", subcommand=subcommand, user_id=world.guild.moderator_id, channel_id=world.channel, options=options
-    )
-    reply = await handle.wait_response(timeout=5)
-    assert handle.ephemeral
-    return str(reply.content)
 
 
 def current(world: World, message_id: int) -> SimMessage:
@@ -48,7 +37,7 @@ async def press(world: World, message: SimMessage, custom_id: str, user_id: int)
 
 
 async def waiting_card(world: World) -> SimMessage:
-    await mod(world, "approvals", channel=world.channel, enabled=True)
+    await world.mod("approvals", channel=world.channel, enabled=True)
     card = await (await world.video()).wait_response(timeout=5)
     await world.discord.wait_for(lambda: world.thread_of(card) is not None, timeout=5)
     return card
@@ -56,7 +45,7 @@ async def waiting_card(world: World) -> SimMessage:
 
 async def test_nothing_is_made_before_a_moderator_approves_it(world: World) -> None:
     await world.start_bot()
-    text = await mod(world, "approvals", channel=world.channel, enabled=True)
+    text = await world.mod("approvals", channel=world.channel, enabled=True)
     assert "now wait for a moderator's Approve" in text
     card = await (await world.video()).wait_response(timeout=5)
     assert "Waiting for a moderator to approve it" in status_of(world, card)
@@ -133,7 +122,7 @@ async def test_moderators_can_approve_from_the_mod_log_entry(world: World) -> No
     world.guild.channels[log_channel] = channel
     world.discord.channels[log_channel] = channel
     await world.start_bot()
-    await mod(world, "modlog", channel=log_channel)
+    await world.mod("modlog", channel=log_channel)
     card = await waiting_card(world)
     await world.discord.wait_for(lambda: any(m.embeds for m in world.discord.messages(log_channel)), timeout=5)
     [entry] = [m for m in world.discord.messages(log_channel) if m.embeds]

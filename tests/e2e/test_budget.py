@@ -6,7 +6,6 @@ ledger row naming the pool."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
@@ -31,15 +30,6 @@ def team_channel(world: World) -> int:
     return channel_id
 
 
-async def mod(world: World, subcommand: str, **options: Any) -> str:
-    handle = await world.discord.invoke_command(
-        "videomod", subcommand=subcommand, user_id=world.guild.moderator_id, channel_id=world.channel, options=options
-    )
-    reply = await handle.wait_response(timeout=5)
-    assert handle.ephemeral
-    return str(reply.content)
-
-
 async def quota_in(world: World, channel_id: int, user_id: int | None = None) -> str:
     handle = await world.discord.invoke_command("quota", user_id=user_id or world.member, channel_id=channel_id)
     reply = await handle.wait_response(timeout=5)
@@ -56,7 +46,7 @@ def fields(world: World, card: SimMessage) -> dict[str, str]:
 async def test_videos_in_the_channel_draw_from_its_budget_and_show_it(world: World) -> None:
     team = team_channel(world)
     await world.start_bot()
-    reply = await mod(world, "budget", channel=team, videos=3, period="month")
+    reply = await world.mod("budget", channel=team, videos=3, period="month")
     assert f"set the team budget of <#{team}> to 3 videos per month" in reply
     assert "3 of 3 videos left this month; resets on 1 " in reply
 
@@ -82,7 +72,7 @@ async def test_two_members_racing_for_the_last_unit_get_one_video_and_one_refusa
     world.aiml.script_next(SLOW, SLOW)
     team = team_channel(world)
     await world.start_bot()
-    await mod(world, "budget", channel=team, videos=1, period="day")
+    await world.mod("budget", channel=team, videos=1, period="day")
     alice, bob = world.guild.member_ids
     handles = await asyncio.gather(
         world.video(channel_id=team, user_id=alice), world.video(channel_id=team, user_id=bob)
@@ -106,20 +96,20 @@ async def test_a_failed_video_gives_the_unit_back_to_its_pool_even_after_the_bud
     world.aiml.script_next(SLOW, BROKEN)
     team = team_channel(world)
     await world.start_bot()
-    await mod(world, "budget", channel=team, videos=2)
+    await world.mod("budget", channel=team, videos=2)
     first = await (await world.video(channel_id=team)).wait_response(timeout=5)
     await world.discord.wait_for(lambda: "Generating" in fields(world, first)["Status"], timeout=10)
     bob = world.guild.member_ids[1]
     assert world.bot is not None
     # The moderators change the pool while a job charged to it is still running; the broken one then fails.
-    await mod(world, "budget", channel=team, videos=5, period="week")
+    await world.mod("budget", channel=team, videos=5, period="week")
     second = await (await world.video(channel_id=team, user_id=bob)).wait_response(timeout=5)
     await world.discord.wait_for(lambda: "Failed" in fields(world, second)["Status"], timeout=20)
     assert "**4** of **5** videos left this week" in await quota_in(world, team)  # only the first still counts
     assert "used **0** of **5**" in await world.quota_text(bob)  # bob's own quota was never charged
 
     # Removed pool: a later refund of a job charged to it still goes back to that pool, not to the member.
-    await mod(world, "budget", channel=team)
+    await world.mod("budget", channel=team)
     assert "team budget" not in await quota_in(world, team)
     press = await world.discord.click_button(first.id, "reelbot:cancel:1", user_id=world.member)
     await press.wait_response(timeout=5)

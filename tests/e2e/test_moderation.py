@@ -32,20 +32,6 @@ def add_text_channel(world: World, channel_id: int, name: str) -> int:
     return channel_id
 
 
-async def mod(world: World, subcommand: str, user_id: int | None = None, **options: Any) -> str:
-    handle = await world.discord.invoke_command(
-        "videomod",
-        subcommand=subcommand,
-        user_id=user_id or world.guild.moderator_id,
-        channel_id=world.channel,
-        options=options,
-    )
-    reply = await handle.wait_response(timeout=5)
-    await world.discord.wait_for(lambda: not reply_of(world, reply.id).loading, 5)
-    assert handle.ephemeral
-    return str(reply_of(world, reply.id).content)
-
-
 def reply_of(world: World, message_id: int) -> SimMessage:
     message = world.discord.message(message_id, include_ephemeral=True)
     assert message is not None
@@ -56,28 +42,28 @@ async def test_each_change_shows_in_the_members_quota_at_once_and_is_audited(wor
     await world.start_bot()
     alice, moderator = world.member, world.guild.moderator_id
 
-    text = await mod(world, "limit", member=alice, videos=2, reason="trial period")
+    text = await world.mod("limit", member=alice, videos=2, reason="trial period")
     assert "set <@" in text
     assert "limit to 2" in text
     assert "trial period" in text
     assert "used **0** of **2**" in await world.quota_text()
 
-    assert "**5** of **5** videos left" in await mod(world, "grant", member=alice, videos=3)
+    assert "**5** of **5** videos left" in await world.mod("grant", member=alice, videos=3)
     await (await world.video()).wait_response(timeout=5)
     assert "used **1** of **5**" in await world.quota_text()  # the limit of 2 plus the 3 granted
     assert "3 granted by a moderator" in await world.quota_text()
-    await mod(world, "reset", member=alice, reason="new sprint")  # which also ends the grant
+    await world.mod("reset", member=alice, reason="new sprint")  # which also ends the grant
     assert "used **0** of **2**" in await world.quota_text()
 
-    await mod(world, "clear", member=alice)
+    await world.mod("clear", member=alice)
     assert "used **0** of **5**" in await world.quota_text()
-    await mod(world, "default", videos=1)
+    await world.mod("default", videos=1)
     assert "used **0** of **1**" in await world.quota_text()
     world.discord.give_role(alice, world.guild.moderator_role_id)
-    await mod(world, "role-limit", role=world.guild.moderator_role_id, videos=9)
+    await world.mod("role-limit", role=world.guild.moderator_role_id, videos=9)
     assert "used **0** of **9**" in await world.quota_text()
-    await mod(world, "role-limit", role=world.guild.moderator_role_id)
-    await mod(world, "default")
+    await world.mod("role-limit", role=world.guild.moderator_role_id)
+    await world.mod("default")
     assert "used **0** of **5**" in await world.quota_text()
 
     # Every moderator action is a ledger row with the moderator and the reason.
@@ -96,20 +82,20 @@ async def test_each_change_shows_in_the_members_quota_at_once_and_is_audited(wor
     assert {r.actor_id for r in rows} == {moderator}
     assert rows[0].reason == "trial period"
     assert rows[2].reason == "new sprint"
-    check = await mod(world, "check", member=alice)
+    check = await world.mod("check", member=alice)
     assert "member_limit" in check
     assert "new sprint" in check
 
 
 async def test_block_tells_the_member_why_and_unblock_lifts_it(world: World) -> None:
     await world.start_bot()
-    text = await mod(world, "block", member=world.member, reason="spamming the channel")
+    text = await world.mod("block", member=world.member, reason="spamming the channel")
     assert "blocked" in text
     reply = await (await world.video()).wait_response(timeout=5)
     assert "cannot start videos" in reply.content
     assert "spamming the channel" in reply.content
     assert world.aiml.submissions == []
-    await mod(world, "unblock", member=world.member)
+    await world.mod("unblock", member=world.member)
     card = await (await world.video()).wait_response(timeout=5)
     assert card.embeds
 
@@ -124,29 +110,29 @@ async def test_non_moderators_are_refused_at_run_time_and_a_moderator_role_passe
             assert str(command["default_member_permissions"]) == str(1 << 5)  # Manage Server
             command["default_member_permissions"] = None
     bob = world.guild.member_ids[1]
-    text = await mod(world, "limit", user_id=bob, member=bob, videos=100)
+    text = await world.mod("limit", user_id=bob, member=bob, videos=100)
     assert "Only moderators" in text
     assert "used **0** of **5**" in await world.quota_text(bob)
     assert world.bot is not None
     assert [r for r in await world.bot.store.quotas.ledger(world.guild.id) if r.actor_id == bob] == []
 
     # A role set with /videomod modrole passes the run-time check.
-    await mod(world, "modrole", role=helper_role)
+    await world.mod("modrole", role=helper_role)
     world.discord.give_role(bob, helper_role)
-    text = await mod(world, "grant", user_id=bob, member=world.member, videos=1)
+    text = await world.mod("grant", user_id=bob, member=world.member, videos=1)
     assert "granted" in text
 
 
 async def test_pause_and_channels_refuse_before_charging(world: World) -> None:
     other = add_text_channel(world, world.guild.id + 600, "videos")
     await world.start_bot()
-    await mod(world, "pause", reason="budget reached")
+    await world.mod("pause", reason="budget reached")
     reply = await (await world.video()).wait_response(timeout=5)
     assert "paused" in reply.content
     assert "Nothing was charged" in reply.content
-    await mod(world, "resume")
+    await world.mod("resume")
 
-    text = await mod(world, "channels allow", channel=other)
+    text = await world.mod("channels allow", channel=other)
     assert f"<#{other}>" in text
     reply = await (await world.video()).wait_response(timeout=5)
     assert "cannot be started in this channel" in reply.content
@@ -155,15 +141,15 @@ async def test_pause_and_channels_refuse_before_charging(world: World) -> None:
     assert "used **0** of **5**" in await world.quota_text()
     card = await (await world.video(channel_id=other)).wait_response(timeout=5)
     assert card.embeds
-    assert f"<#{other}>" in await mod(world, "channels list")
-    await mod(world, "channels disallow", channel=other)
-    assert "every channel" in await mod(world, "channels list")
+    assert f"<#{other}>" in await world.mod("channels list")
+    await world.mod("channels disallow", channel=other)
+    assert "every channel" in await world.mod("channels list")
 
 
 async def test_report_answers_who_spent_what_with_a_csv(world: World) -> None:
     await world.start_bot()
     bob = world.guild.member_ids[1]
-    await mod(world, "price", usd_per_second=0.1)
+    await world.mod("price", usd_per_second=0.1)
     world.aiml.script_next(FAST, JobScript(submit_status=401))
     first = await (await world.video(duration=10)).wait_response(timeout=5)
     await world.discord.wait_for(lambda: "Delivered" in str(reply_of(world, first.id).embeds), timeout=20)
@@ -195,8 +181,8 @@ async def test_modlog_gets_actions_and_jobs_with_block_and_cancel(world: World) 
     log_channel = add_text_channel(world, world.guild.id + 700, "mod-log")
     world.aiml.script_next(SLOW)
     await world.start_bot()
-    await mod(world, "modlog", channel=log_channel)
-    await mod(world, "limit", member=world.member, videos=4, reason="event week")
+    await world.mod("modlog", channel=log_channel)
+    await world.mod("limit", member=world.member, videos=4, reason="event week")
     line = await world.wait_for_text(log_channel, "limit to 4")
     assert "event week" in line.content
     assert f"<@{world.guild.moderator_id}>" in line.content

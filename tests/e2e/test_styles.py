@@ -30,13 +30,6 @@ def _current(world: World, message_id: int) -> SimMessage:
     return message
 
 
-async def mod(world: World, subcommand: str, **options: Any) -> str:
-    handle = await world.discord.invoke_command(
-        "videomod", subcommand=subcommand, user_id=world.guild.moderator_id, channel_id=world.channel, options=options
-    )
-    return await answer(world, handle)
-
-
 async def video(world: World, prompt: str = "a fox runs through the forest of image 1", **options: Any) -> SimMessage:
     handle = await world.video(prompt, images={"image1": image()}, **options)
     card = await handle.wait_response(timeout=10)
@@ -51,8 +44,8 @@ def fields(card: SimMessage) -> dict[str, str]:
 
 async def test_a_style_reaches_the_provider_by_text_and_the_card_by_name(world: World) -> None:
     await world.start_bot()
-    assert "Done: added the style **Noir**" in await mod(world, "style set", name="Noir", text=NOIR)
-    assert "Done: changed the style **noir**" in await mod(world, "style set", name="noir", text=NOIR + ", rain")
+    assert "Done: added the style **Noir**" in await world.mod("style set", name="Noir", text=NOIR)
+    assert "Done: changed the style **noir**" in await world.mod("style set", name="noir", text=NOIR + ", rain")
 
     handle = await world.discord.autocomplete(
         "video", user_id=world.member, channel_id=world.channel, focused="style", value="no"
@@ -69,7 +62,7 @@ async def test_a_style_reaches_the_provider_by_text_and_the_card_by_name(world: 
 
 async def test_an_unknown_style_and_a_style_over_the_prompt_limit_are_refused_before_charging(world: World) -> None:
     await world.start_bot()
-    await mod(world, "style set", name="Noir", text=NOIR)
+    await world.mod("style set", name="Noir", text=NOIR)
     gif = image("cat.gif", content_type="image/gif")
     handle = await world.video(style="Sepia", character1="Nobody", images={"image1": gif})
     text = await answer(world, handle)
@@ -90,8 +83,8 @@ async def test_an_unknown_style_and_a_style_over_the_prompt_limit_are_refused_be
 
 async def test_channel_defaults_apply_when_the_member_does_not_choose_and_clear_with_no_options(world: World) -> None:
     await world.start_bot()
-    await mod(world, "style set", name="Noir", text=NOIR)
-    text = await mod(world, "channel-defaults", channel=world.channel, style="Noir", duration=10, aspect_ratio="9:16")
+    await world.mod("style set", name="Noir", text=NOIR)
+    text = await world.mod("channel-defaults", channel=world.channel, style="Noir", duration=10, aspect_ratio="9:16")
     assert f"set the /video defaults of <#{world.channel}>: style **Noir**, 10 s, 9:16" in text
 
     card = await video(world)
@@ -113,7 +106,7 @@ async def test_channel_defaults_apply_when_the_member_does_not_choose_and_clear_
     assert body["prompt"] == "a fox runs through the forest of image 1"
     assert "Style" not in fields(card)
 
-    assert "cleared the /video defaults" in await mod(world, "channel-defaults", channel=world.channel)
+    assert "cleared the /video defaults" in await world.mod("channel-defaults", channel=world.channel)
     await video(world)
     body = world.aiml.submissions[-1]
     assert (body["duration"], body["aspect_ratio"], body["prompt"]) == (
@@ -125,9 +118,9 @@ async def test_channel_defaults_apply_when_the_member_does_not_choose_and_clear_
 
 async def test_removing_a_style_takes_it_off_the_channels_and_members_cannot_manage_styles(world: World) -> None:
     await world.start_bot()
-    await mod(world, "style set", name="Noir", text=NOIR)
-    await mod(world, "channel-defaults", channel=world.channel, style="Noir")
-    text = await mod(world, "style remove", name="Noir")
+    await world.mod("style set", name="Noir", text=NOIR)
+    await world.mod("channel-defaults", channel=world.channel, style="Noir")
+    text = await world.mod("style remove", name="Noir")
     assert "removed the style **Noir**" in text
     assert f"no longer the default in <#{world.channel}>" in text
     await video(world)
@@ -138,5 +131,5 @@ async def test_removing_a_style_takes_it_off_the_channels_and_members_cannot_man
             "videomod", subcommand="style set", user_id=world.member, channel_id=world.channel,
             options={"name": "Mine", "text": "x"},
         )  # fmt: skip
-    assert "cannot be called that" in await mod(world, "style set", name="None", text="anything")
-    assert "no style called **Noir**" in await mod(world, "style remove", name="Noir")
+    assert "cannot be called that" in await world.mod("style set", name="None", text="anything")
+    assert "no style called **Noir**" in await world.mod("style remove", name="Noir")

@@ -6,8 +6,6 @@ real discord.py client and both simulators."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from bot.sim.discord import InteractionHandle, SimMessage
@@ -33,13 +31,6 @@ def custom_ids(message: SimMessage) -> list[str]:
     return [c["custom_id"] for row in message.components for c in row.get("components", []) if "custom_id" in c]
 
 
-async def mod(world: World, subcommand: str, **options: Any) -> str:
-    handle = await world.discord.invoke_command(
-        "videomod", subcommand=subcommand, user_id=world.guild.moderator_id, channel_id=world.channel, options=options
-    )
-    return await private_text(world, handle)
-
-
 async def press(world: World, message: SimMessage, custom_id: str, user_id: int) -> SimMessage:
     """Press a button and return the private answer (after a deferral, the message that replaced it)."""
     handle = await world.discord.click_button(message.id, custom_id, user_id=user_id)
@@ -63,9 +54,9 @@ async def test_a_character_video_in_a_team_channel_is_charged_to_the_budget_wait
     await world.start_bot()
     moderator, bob = world.guild.moderator_id, world.guild.member_ids[1]
     assert "Saved **Fox**" in await create(world, "Fox")
-    await mod(world, "style set", name="Noir", text=NOIR)
-    await mod(world, "budget", channel=world.channel, videos=3)
-    await mod(world, "approvals", channel=world.channel, enabled=True)
+    await world.mod("style set", name="Noir", text=NOIR)
+    await world.mod("budget", channel=world.channel, videos=3)
+    await world.mod("approvals", channel=world.channel, enabled=True)
 
     handle = await world.video(
         "@Fox runs through the forest of image 1", images={"image1": image()}, character1="Fox", style="Noir"
@@ -124,7 +115,7 @@ async def test_blocked_words_in_a_characters_name_or_the_prompt_are_refused_befo
     await world.start_bot()
     assert "Saved **Marzipan Fox**" in await create(world, "Marzipan Fox")  # saved before the word was blocked
     assert "Saved **Robot**" in await create(world, "Robot")
-    await mod(world, "words add", text="marzipan")
+    await world.mod("words add", text="marzipan")
 
     # A new character may not carry the word: its name would be on a public sheet and on every card.
     refused = await create(world, "MARZIPAN cat")
@@ -158,7 +149,7 @@ async def test_blocked_words_in_a_characters_name_or_the_prompt_are_refused_befo
 async def test_an_empty_team_budget_refuses_a_character_video_before_any_sheet_is_read(world: World) -> None:
     await world.start_bot()
     await create(world, "Fox")
-    await mod(world, "budget", channel=world.channel, videos=0)
+    await world.mod("budget", channel=world.channel, videos=0)
     handle = await world.video(character1="Fox")
     text = await private_text(world, handle)
     assert handle.ephemeral

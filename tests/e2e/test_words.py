@@ -4,23 +4,12 @@ full-width forms, and the refusal never repeats the word; moderators see the lis
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from bot.storage import LedgerKind
 from tests.e2e_world import World
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def mod(world: World, subcommand: str, **options: Any) -> str:
-    handle = await world.discord.invoke_command(
-        "videomod", subcommand=subcommand, user_id=world.guild.moderator_id, channel_id=world.channel, options=options
-    )
-    reply = await handle.wait_response(timeout=5)
-    assert handle.ephemeral
-    return str(reply.content)
 
 
 @pytest.mark.parametrize(
@@ -36,7 +25,7 @@ async def mod(world: World, subcommand: str, **options: Any) -> str:
 )
 async def test_a_blocked_word_in_any_spelling_is_refused_before_anything_is_charged(world: World, prompt: str) -> None:
     await world.start_bot()
-    assert "blocked the word or phrase ||marzipan||" in await mod(world, "words add", text="marzipan")
+    assert "blocked the word or phrase ||marzipan||" in await world.mod("words add", text="marzipan")
     handle = await world.video(prompt)
     reply = await handle.wait_response(timeout=5)
     assert handle.ephemeral
@@ -51,12 +40,12 @@ async def test_a_blocked_word_in_any_spelling_is_refused_before_anything_is_char
 
 async def test_whole_words_only_and_the_list_can_be_changed(world: World) -> None:
     await world.start_bot()
-    await mod(world, "words add", text="cake")
-    await mod(world, "words add", text="Hot Dog")
-    assert "blocked already" in await mod(world, "words add", text="CAKE")
-    assert "needs at least one letter or digit" in await mod(world, "words add", text="!!!")
+    await world.mod("words add", text="cake")
+    await world.mod("words add", text="Hot Dog")
+    assert "blocked already" in await world.mod("words add", text="CAKE")
+    assert "needs at least one letter or digit" in await world.mod("words add", text="!!!")
 
-    listed = await mod(world, "words list")
+    listed = await world.mod("words list")
     assert "2 blocked word(s)" in listed
     assert "||cake||" in listed
     assert "||Hot Dog||" in listed
@@ -66,8 +55,8 @@ async def test_whole_words_only_and_the_list_can_be_changed(world: World) -> Non
     refused = await world.video("the fox from image 1 eats a HOT  dog")
     assert "does not allow" in (await refused.wait_response(timeout=5)).content
 
-    assert "allowed the word or phrase ||cake|| again" in await mod(world, "words remove", text="Cake")
-    assert "was not blocked" in await mod(world, "words remove", text="cake")
+    assert "allowed the word or phrase ||cake|| again" in await world.mod("words remove", text="Cake")
+    assert "was not blocked" in await world.mod("words remove", text="cake")
     card = await (await world.video("the fox from image 1 eats a cake")).wait_response(timeout=5)
     assert card.embeds
     assert world.bot is not None
