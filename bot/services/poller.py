@@ -33,7 +33,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from bot.domain.clock import Clock, system_clock
 from bot.domain.jobs import FailureKind, Job, JobStatus
@@ -44,6 +44,7 @@ from bot.services.steps.context import PollerConfig, StepContext
 from bot.services.steps.deliver import deliver
 from bot.services.steps.download import download
 from bot.services.steps.poll import poll
+from bot.services.steps.recovery import RecoverySummary, recover
 from bot.services.steps.submit import submit
 from bot.services.steps.thread import Threads
 from bot.services.tasks import BackgroundTasks
@@ -77,12 +78,6 @@ def worker_name(process: str | None = None) -> str:
     """A name for this process's leases, unique among the processes sharing a store (and between its runs):
     `process` (by default host name and process id) and a random suffix."""
     return f"{process or f'{socket.gethostname()}:{os.getpid()}'}:{uuid.uuid4().hex[:8]}"
-
-
-@dataclass(frozen=True)
-class RecoverySummary:
-    resumed: int
-    failed_uncertain: int
 
 
 class Poller:
@@ -262,41 +257,11 @@ class Poller:
                 await asyncio.wait_for(self._stopped.wait(), timeout=grace)
 
     async def recover(self) -> RecoverySummary:
-        """At start-up: settle rows a crash left ambiguous and make every other unfinished job due now.
-
-        Only when this process is the store's only worker (`sole_worker`, SQLite): the leases a previous run left
-        are void, and its jobs need not wait for them to run out. Where several processes share the store, a
-        starting one must leave the others' leases alone: a dead process's jobs are claimed once their leases run
-        out, and the same rules apply then (`_step`: a job claimed in `submitting` failed mid-submit; `_handle`: a
-        job claimed in `delivering` is checked for an earlier post)."""
-        unfinished = await self._store.jobs.unfinished()
-        self._remove_orphan_media({j.id for j in unfinished})
-        if not self._config.sole_worker:
-            self.wake()
-            return RecoverySummary(resumed=0, failed_uncertain=0)
-        now = self._clock()
-        resumed = failed = 0
-        await self._store.jobs.release_all_leases()
-        for job in unfinished:
-            try:
-                if job.status is JobStatus.SUBMITTING:
-                    # The submit may or may not have reached the provider; a second POST could be a second
-                    # paid video. Stop, refund, and say so.
-                    log.warning("job %s was being submitted when the bot stopped; failing it as uncertain", job.id)
-                    await self._ctx.fail(job, FailureKind.SUBMIT_UNCERTAIN, None, leased=False)
-                    failed += 1
-                    continue
-                if job.status is JobStatus.DELIVERING:
-                    self._ctx.verify_delivery.add(job.id)
-                await self._ctx.reschedule(job.id, now, leased=False)
-                resumed += 1
-            except Exception:
-                self.errors += 1
-                log.exception("job %s: could not be recovered at start-up", job.id)
-        if unfinished:
-            log.info("recovered %d unfinished job(s); %d failed as uncertain submits", resumed, failed)
+        """At start-up: settle what a stopped run left (see `bot/services/steps/recovery.py`), then start a round."""
+        summary = await recover(self._ctx)
+        self.errors += summary.errors
         self.wake()
-        return RecoverySummary(resumed=resumed, failed_uncertain=failed)
+        return summary
 
     # ------------------------------------------------------------------ rounds
 
@@ -462,13 +427,3 @@ class Poller:
         if job.status is JobStatus.QUEUED and ctx.queue_position is None:
             ctx = replace(ctx, queue_position=await self._store.jobs.queue_position(job.id))
         return render_card(job, ctx)
-
-    def _remove_orphan_media(self, unfinished_ids: set[int]) -> None:
-        """Files of jobs that already ended (a crash between recording and deleting) are deleted at start-up."""
-        media_dir = self._config.media_dir
-        if not media_dir.is_dir():
-            return
-        for path in media_dir.glob("*.mp4*"):
-            stem = path.name.split(".", 1)[0]
-            if stem.isdigit() and int(stem) not in unfinished_ids:
-                path.unlink(missing_ok=True)
