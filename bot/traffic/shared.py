@@ -210,8 +210,6 @@ class PostgresTrafficState:
             )
             return None if row is None else Learned(row["bucket"], row["limit"], row["per"])
 
-        if self._clock() < self._degraded_until:
-            return cached[1] if cached is not None else None
         found = await self._call(run)
         if found is None:
             return cached[1] if cached is not None else None
