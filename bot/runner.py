@@ -42,7 +42,7 @@ from bot.storage import Backend, DatabaseUrl, Store
 from bot.traffic.discord import DiscordScheduler
 from bot.traffic.foreground import Foreground
 from bot.traffic.provider import PacerConfig, ProviderPacer
-from bot.traffic.state import LocalTrafficState
+from bot.traffic.state import LocalTrafficState, TrafficState
 
 __all__ = ["assemble", "process_name", "run_bot", "run_migrate", "run_sync", "serve"]
 
@@ -84,9 +84,12 @@ async def assemble(
     try:
         # The AI/ML API sets no cookies worth keeping; a jar that ignores them saves work on every request. The
         # user agent names the process, so the provider's logs (and our simulator) can tell the workers apart.
-        async with aiohttp.ClientSession(
-            cookie_jar=aiohttp.DummyCookieJar(), headers={"User-Agent": f"Reelbot ({name})"}
-        ) as session:
+        async with (
+            aiohttp.ClientSession(
+                cookie_jar=aiohttp.DummyCookieJar(), headers={"User-Agent": f"Reelbot ({name})"}
+            ) as session,
+            _traffic_states(settings) as (discord_state, provider_state),
+        ):
             metrics = Metrics(labels=_metric_labels(settings, options.role))
             provider = MeteredProvider(AimlClient(session, settings.aiml_base, settings.aiml_api_key), metrics)
             intake = Intake(
@@ -112,18 +115,17 @@ async def assemble(
             # Only a SQLite store has one worker for sure; on PostgreSQL other processes may hold live leases.
             sole = settings.database.backend is Backend.SQLITE
             config = PollerConfig.from_settings(settings, media_dir(settings), sole_worker=sole)
-            # One traffic state for the Discord scheduler and the provider pacer (in this process), and one
-            # foreground: interactions arriving make all background work wait a little.
-            traffic_state = LocalTrafficState()
+            # The traffic states of the Discord budget (per bot token) and of the provider pace (per API key) are
+            # the deployment's; one foreground: interactions arriving make all background work wait a little.
             foreground = Foreground()
             traffic = DiscordScheduler(
-                traffic_state,
+                discord_state,
                 per_second=settings.discord_requests_per_second,
                 on_rate_limited=lambda scope: metrics.discord_rate_limited.labels(scope=scope).inc(),
                 foreground=foreground,
             )
             pacer = ProviderPacer(
-                traffic_state,
+                provider_state,
                 PacerConfig(cap=settings.provider_requests_per_second, max_in_flight=config.max_concurrency),
                 foreground=foreground,
             )
@@ -164,6 +166,29 @@ async def assemble(
     finally:
         await downloader.close()
         await store.close()
+
+
+@contextlib.asynccontextmanager
+async def _traffic_states(settings: Settings) -> AsyncIterator[tuple[TrafficState, TrafficState]]:
+    """(Discord budget, provider pace). On PostgreSQL they live in the database, shared by every process of the
+    deployment, whatever its role (keyed by hashes of the bot token and of the API key); a SQLite store serves
+    one process, which keeps them in memory."""
+    if settings.database.backend is not Backend.POSTGRESQL:
+        yield LocalTrafficState(), LocalTrafficState()
+        return
+    from bot.traffic.shared import PostgresTrafficState, budget_scope, open_traffic_pool
+
+    pool = await open_traffic_pool(settings.database)
+    states = (
+        PostgresTrafficState(pool, budget_scope("discord", settings.discord_token.get_secret_value())),
+        PostgresTrafficState(pool, budget_scope("provider", settings.aiml_api_key.get_secret_value())),
+    )
+    try:
+        yield states
+    finally:
+        for state in states:
+            await state.close()
+        await pool.close()
 
 
 def split_refused(settings: Settings, role: Role) -> str | None:

@@ -22,10 +22,10 @@ import contextlib
 import contextvars
 import heapq
 import itertools
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from enum import IntEnum
+from typing import Any
 
 from bot.provider.errors import RateLimited
 from bot.traffic.foreground import Foreground
@@ -50,8 +50,17 @@ class Pace:
     """Requests per second allowed now."""
     ceiling: float | None
     """The rate the last 429 cut to; None until the first 429 (the pace is still growing fast)."""
-    cut_at: float
-    """When the last cut happened (state clock); 429s of requests sent before it do not cut again."""
+    cuts: int = 0
+    """Cuts so far: a 429 of a request sent before the latest cut does not cut again. (A count, not a time, so
+    processes with different clocks can share it.)"""
+
+    def stored(self) -> dict[str, float | int | None]:
+        """As the traffic state keeps it (JSON)."""
+        return {"rate": self.rate, "ceiling": self.ceiling, "cuts": self.cuts}
+
+    @classmethod
+    def from_stored(cls, value: dict[str, Any]) -> Pace:
+        return cls(rate=float(value["rate"]), ceiling=value["ceiling"], cuts=int(value["cuts"]))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,15 +82,13 @@ class ProviderPacer:
         state: TrafficState,
         config: PacerConfig | None = None,
         *,
-        clock: Callable[[], float] = time.monotonic,
         foreground: Foreground | None = None,
     ) -> None:
         self._state = state
         self._foreground = foreground or Foreground()
         self._config = config or PacerConfig()
-        self._clock = clock
         self._seq = itertools.count()
-        self._waiters: list[tuple[int, int, asyncio.Future[bool]]] = []
+        self._waiters: list[tuple[int, int, asyncio.Future[tuple[bool, int]]]] = []
         self._in_flight = 0
         self._kick = asyncio.Event()
         self._pump_task: asyncio.Task[None] | None = None
@@ -90,13 +97,20 @@ class ProviderPacer:
         self.limited = 0
         """429s seen."""
 
-    def _current(self, pace: Pace | None) -> Pace:
-        return pace or self._initial()
-
     def _initial(self) -> Pace:
         cap = self._config.cap
         start = self._config.start if cap is None else min(self._config.start, cap)
-        return Pace(rate=start, ceiling=None, cut_at=float("-inf"))
+        return Pace(rate=start, ceiling=None)
+
+    def _load(self, stored: dict[str, Any] | None) -> Pace:
+        return self._initial() if stored is None else Pace.from_stored(stored)
+
+    async def _change(self, change: Callable[[Pace], Pace]) -> Pace:
+        """Change the shared pace in one step (every process using the key sees the result)."""
+        stored = await self._state.update(PACE_KEY, lambda value: change(self._load(value)).stored())
+        pace = Pace.from_stored(stored)
+        self.rate = pace.rate
+        return pace
 
     @property
     def waiting(self) -> int:
@@ -107,13 +121,12 @@ class ProviderPacer:
         """Wait for a turn, then send exactly one request inside the block. A `RateLimited` escaping the block
         cuts the pace; an answer that comes back while others were waiting raises it. (A Retry-After, which the
         AI/ML API does not document, is the job's to honour: the caller reschedules it.)"""
-        saturated = await self._wait(urgency)
-        sent_at = self._clock()
+        saturated, cuts = await self._wait(urgency)
         await self._state.sent([WINDOW_KEY])  # the window counts from now, when the request really leaves
         try:
             yield
         except RateLimited:
-            await self._cut(sent_at)
+            await self._cut(cuts)
             raise
         else:
             if saturated:
@@ -127,8 +140,7 @@ class ProviderPacer:
     async def _grow(self) -> None:
         config = self._config
 
-        def grow(pace: Pace | None) -> Pace:
-            pace = pace or self._initial()
+        def grow(pace: Pace) -> Pace:
             # Before the first 429 each answer adds a fixed amount (growth in proportion to the rate); after it,
             # an amount that adds up to `step` per second however fast the requests go.
             gain = config.slow_start_gain if pace.ceiling is None else config.step / pace.rate
@@ -137,28 +149,27 @@ class ProviderPacer:
                 rate = min(rate, config.cap)
             return replace(pace, rate=rate)
 
-        self.rate = (await self._state.update(PACE_KEY, grow)).rate
+        await self._change(grow)
 
-    async def _cut(self, sent_at: float) -> None:
+    async def _cut(self, cuts_when_sent: int) -> None:
         config = self._config
         self.limited += 1
-        now = self._clock()
 
-        def cut(pace: Pace | None) -> Pace:
-            pace = pace or self._initial()
-            if sent_at < pace.cut_at:
+        def cut(pace: Pace) -> Pace:
+            if pace.cuts != cuts_when_sent:
                 return pace  # sent before the last cut: that cut already answered this congestion
             rate = max(config.floor, pace.rate * config.cut)
-            return Pace(rate=rate, ceiling=rate, cut_at=now)
+            return Pace(rate=rate, ceiling=rate, cuts=pace.cuts + 1)
 
-        self.rate = (await self._state.update(PACE_KEY, cut)).rate
+        await self._change(cut)
         self._kick.set()
 
     # ------------------------------------------------------------------ turns
 
-    async def _wait(self, urgency: Urgency) -> bool:
+    async def _wait(self, urgency: Urgency) -> tuple[bool, int]:
+        """Wait for a turn; returns whether others were still waiting, and the pace's cuts so far."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[bool] = loop.create_future()
+        future: asyncio.Future[tuple[bool, int]] = loop.create_future()
         heapq.heappush(self._waiters, (int(urgency), next(self._seq), future))
         self._kick.set()
         if self._pump_task is None or self._pump_task.done():
@@ -186,8 +197,7 @@ class ProviderPacer:
             if future.done():  # its caller gave up
                 heapq.heappop(self._waiters)
                 continue
-            pace = await self._state.update(PACE_KEY, self._current)
-            self.rate = pace.rate
+            pace = await self._change(lambda current: current)
             # Up to a tenth of a second's worth may go together (fewer wake-ups), never more than the rate.
             burst = max(1, int(pace.rate / 10))
             wait, _ = await self._state.take([Window(WINDOW_KEY, burst, burst / pace.rate)])
@@ -197,4 +207,4 @@ class ProviderPacer:
                 continue
             heapq.heappop(self._waiters)
             self._in_flight += 1
-            future.set_result(bool(self._waiters))  # saturated: others are still waiting
+            future.set_result((bool(self._waiters), pace.cuts))  # saturated: others are still waiting

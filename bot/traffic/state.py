@@ -4,16 +4,17 @@ The Discord scheduler and the provider pacer decide *what* to send and *when*; w
 lives in a `TrafficState`: request logs of rate windows (the bot's global Discord budget, each Discord bucket, the
 provider pace), waits a server asked for, what each Discord route's bucket turned out to be, and the provider
 pace found so far. `LocalTrafficState` keeps it in this process. Several processes sharing one bot token and one
-API key need one state between them (a database table, say): the same methods, each atomic.
+API key need one state between them: `bot.traffic.shared.PostgresTrafficState` keeps it in the deployment's
+PostgreSQL database, with the same methods, each atomic.
 
 A request counts in two steps. `take` gives it a place in its windows as *pending*: it is about to be sent, and
 counts against the limit from then on. `sent` records the moment it actually leaves (a busy event loop can
 resume a task whose turn came a while ago; the window must count from the send, or requests given their turn in
-one window and sent in the next would crowd it). `cancel` gives back a place that was never used. A shared
-implementation should let a pending place lapse after a while, in case the process holding it died.
+one window and sent in the next would crowd it). `cancel` gives back a place that was never used. The shared
+implementation lets a pending place lapse after a while, in case the process holding it died.
 
-Time is the state's own (`monotonic` here; a shared implementation would use the database's clock), so callers
-only ever see durations.
+Time is the state's own (`monotonic` here, the database's clock in the shared one), so callers only ever see
+durations.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ class TrafficState(Protocol):
 
     async def update(self, name: str, change: Callable[[T | None], T]) -> T:
         """Replace the value stored under `name` with `change(current)` in one step (no other update in between)
-        and return it; `change` is quick and does no I/O."""
+        and return it; `change` is quick and does no I/O. Values are JSON (numbers, strings, lists, dicts, None),
+        so a shared implementation can store them."""
         ...
 
 

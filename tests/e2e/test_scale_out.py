@@ -45,7 +45,9 @@ class Deployment:
     tmp: Path
     procs: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
 
-    async def start(self, name: str, role: str, **extra: str) -> None:
+    async def start(self, name: str, role: str, *, module: str = "bot", **extra: str) -> None:
+        """`python -m bot ROLE` (or another `module`, given ROLE as its argument) as the process `name`, with the
+        deployment's settings and `extra` ones in its environment."""
         env = {
             "PATH": os.environ.get("PATH", ""),
             "PYTHONPATH": str(ROOT),
@@ -60,7 +62,7 @@ class Deployment:
         }
         log = (self.tmp / f"{name}.log").open("wb")
         self.procs[name] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", role, cwd=self.tmp, env=env, stdout=log, stderr=log
+            sys.executable, "-m", module, role, cwd=self.tmp, env=env, stdout=log, stderr=log
         )
         log.close()
 

@@ -93,12 +93,20 @@ async def test_migrations_from_an_empty_database_then_a_rerun_are_clean(empty_ur
     assert await version_of(empty_url) == latest
 
 
+# The traffic state several processes share (bot/traffic/shared.py). A SQLite file serves one process, which keeps
+# that state in memory, so SQLite's migration 0008 creates nothing: these tables are PostgreSQL's alone, and hold
+# nothing a move between backends would carry (requests of the last seconds, what Discord's answers taught).
+POSTGRESQL_ONLY = {"traffic_requests", "traffic_holds", "traffic_routes", "traffic_values"}
+
+
 async def test_both_backends_end_with_the_same_tables_and_columns(tmp_path: Path, postgres: PostgresCluster) -> None:
     sqlite_url, pg_url = f"sqlite:///{tmp_path / 'bot.db'}", postgres.new_database(migrated=False)
     for url in (sqlite_url, pg_url):
         async with await Store.open(url):
             pass
-    assert await tables_and_columns(sqlite_url) == await tables_and_columns(pg_url)
+    pg_tables = await tables_and_columns(pg_url)
+    assert {table for table, _ in pg_tables} >= POSTGRESQL_ONLY
+    assert await tables_and_columns(sqlite_url) == [(t, c) for t, c in pg_tables if t not in POSTGRESQL_ONLY]
 
 
 async def test_processes_starting_together_apply_each_migration_once(empty_url: str) -> None:
@@ -143,7 +151,8 @@ def test_migration_files_are_numbered_without_gaps(backend: Backend) -> None:
 
 
 def test_every_schema_change_is_written_for_both_backends() -> None:
-    # A database moved from SQLite to PostgreSQL must land on the same version with the same meaning.
+    # A database moved from SQLite to PostgreSQL must land on the same version with the same meaning. (A change
+    # that only one backend needs is still numbered in both folders: SQLite's 0008 is a comment.)
     assert [m.name for m in load_migrations(Backend.SQLITE)] == [m.name for m in load_migrations(Backend.POSTGRESQL)]
 
 

@@ -1,0 +1,3 @@
+-- Nothing on SQLite: the traffic state shared by several processes (PostgreSQL's 0008) has no use here, as a
+-- SQLite file serves one process, which keeps its traffic state in memory. The number keeps the two folders in
+-- step, so a database moved from SQLite into PostgreSQL lands on the same version.
