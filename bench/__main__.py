@@ -20,6 +20,7 @@ from bench import (
     polling_peer,
     provider_limit,
     quota_race,
+    scale_out,
 )
 from bench.report import Result, machine, print_result, write_report
 
@@ -41,6 +42,12 @@ SCENARIOS: dict[str, Callable[[bool, bool], Result]] = {
     "quota_race": lambda quick, profile: asyncio.run(quota_race.run()),
     "discord_budget": lambda quick, profile: asyncio.run(discord_budget.run(4 if quick else discord_budget.JOBS)),
     "autocomplete": lambda quick, profile: asyncio.run(autocomplete.run(20 if quick else autocomplete.MEMBERS)),
+    "scale_workers": lambda quick, profile: asyncio.run(
+        scale_out.workers(replace(scale_out.WORKERS, members=10, channels=3) if quick else scale_out.WORKERS)
+    ),
+    "scale_out": lambda quick, profile: asyncio.run(
+        scale_out.takeover(replace(scale_out.TAKEOVER, members=8, channels=2) if quick else scale_out.TAKEOVER)
+    ),
 }
 
 
