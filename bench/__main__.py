@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", action="store_true", help="run the bot under cProfile and say where its CPU went (slower)"
     )
     args = parser.parse_args(argv)
+    # SIGTERM (a timeout, a stopped CI job) unwinds like Ctrl-C, so the scenarios stop their bot processes and
+    # remove their PostgreSQL clusters.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     logging.basicConfig(level=logging.ERROR)  # the simulators' and clients' warnings would drown the tables
     names = args.scenarios or list(SCENARIOS)
     print(f"Reelbot benchmarks on {machine()}")

@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+from aiohttp import web
 
 from bench.world import ROOT, SpreadSimulator, cpu_seconds
 from bot.sim.aimlapi import JobScript
@@ -40,7 +41,7 @@ from bot.sim.discord.state import ChannelType, SimGuild
 from bot.sim.images import make_png
 from bot.sim.wiring import SIM_KEY, SIM_TOKEN, settings_env
 
-__all__ = ["Deployment", "Shape", "deployment", "job_rows", "postgres_cpu_seconds"]
+__all__ = ["Deployment", "ProviderSimulator", "Shape", "deployment", "job_rows", "postgres_cpu_seconds"]
 
 FIRST_MEMBER = 720_000_000_000_000_000
 SERVERS = 4
@@ -56,6 +57,35 @@ class Shape:
     @property
     def jobs(self) -> int:
         return SERVERS * self.members
+
+
+class ProviderSimulator(SpreadSimulator):
+    """The AI/ML API simulator (generation times drawn from `durations`) that can catch a process mid-poll:
+    after `hold(agent)`, polls sent with that User-Agent wait unanswered, their generations listed in `held`,
+    until `release()`. A process killed then dies with those jobs' leases in hand, as a crash mid-request does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._hold_agent: str | None = None
+        self._released = asyncio.Event()
+        self.held: list[str] = []
+
+    def hold(self, agent: str) -> None:
+        self._hold_agent = agent
+
+    def release(self) -> None:
+        self._hold_agent = None
+        self._released.set()
+
+    async def _poll(self, request: web.Request) -> web.StreamResponse:
+        if self._hold_agent is not None and request.headers.get("User-Agent") == self._hold_agent:
+            self.held.append(request.query.get("generation_id", ""))
+            await self._released.wait()
+        return await super()._poll(request)
+
+    async def stop(self) -> None:
+        self.release()
+        await super().stop()
 
 
 def _guilds(shape: Shape) -> tuple[list[SimGuild], dict[int, SimUser]]:
@@ -81,7 +111,7 @@ def text_channels(guild: SimGuild) -> list[int]:
 @dataclass
 class Deployment:
     discord: DiscordSimulator
-    aiml: SpreadSimulator
+    aiml: ProviderSimulator
     url: str  # DATABASE_URL
     tmp: Path
     procs: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
@@ -211,7 +241,7 @@ async def deployment(tmp: Path, shape: Shape, url: str | None = None) -> AsyncIt
     discord_sim = DiscordSimulator(token=SIM_TOKEN, guilds=guilds, shards=shape.shards, max_concurrency=1)
     discord_sim.users.update(users)
     # Wall-clock time, so the provider's finish times compare with the Discord simulator's message times.
-    aiml = SpreadSimulator(SIM_KEY, default_script=JobScript(), durations=shape.durations, clock=time.time)
+    aiml = ProviderSimulator(SIM_KEY, default_script=JobScript(), durations=shape.durations, clock=time.time)
     await discord_sim.start()
     await aiml.start()
     dep = Deployment(discord_sim, aiml, url or f"sqlite:///{tmp / 'bot.db'}", tmp)

@@ -218,25 +218,34 @@ class Takeover:
     ended: dict[int, float] = field(default_factory=dict)  # job -> seconds after the kill it ended
 
 
+# A worker's leases name it as "<PROCESS_NAME>:<random suffix of its run>".
 _HELD = (
-    "SELECT id FROM jobs WHERE status = ANY($2::text[]) AND (lease_owner = $1"
-    " OR (thread_owner = $1 AND thread_id IS NULL AND thread_refused IS NULL))"
+    "SELECT id FROM jobs WHERE status = ANY($2::text[]) AND (lease_owner LIKE $1"
+    " OR (thread_owner LIKE $1 AND thread_id IS NULL AND thread_refused IS NULL))"
 )
 
 
+async def _until(condition: Callable[[], bool], seconds: float) -> None:
+    """Until `condition()` holds or `seconds` have passed, looking every 50 ms."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:  # noqa: ASYNC110 - no event tells of these changes
+        await asyncio.sleep(0.05)
+
+
 async def _kill_and_watch(dep: Deployment, name: str) -> Takeover:
-    """Once `name` holds at least two jobs, SIGKILL it; then watch its jobs until another process has them."""
+    """Once `name` has polled a generation (mid-run), hold its next polls at the provider until it has two in
+    the air, SIGKILL it, and watch the jobs it held until another process has them. Without the hold a worker
+    holds a lease only for the milliseconds of a step, and a kill would rarely catch one."""
     active = [s.value for s in ACTIVE]
+    agent, owner = f"Reelbot ({name})", f"{name}:%"
+    await _until(lambda: any(r.agent == agent and "generation_id" in r.query for r in dep.aiml.requests), 120)
+    dep.aiml.hold(agent)
+    await _until(lambda: len(dep.aiml.held) >= 2, 30)
     conn = await asyncpg.connect(dep.url)
     try:
-        started = time.monotonic()
-        while True:
-            held = await conn.fetch(_HELD, name, active)
-            if len(held) >= 2 or (held and time.monotonic() - started > 60):
-                break
-            await asyncio.sleep(0.02)
         killed_at = await dep.kill(name)
-        watch = Takeover(killed_at, [r["id"] for r in await conn.fetch(_HELD, name, active)])
+        dep.aiml.release()
+        watch = Takeover(killed_at, [r["id"] for r in await conn.fetch(_HELD, owner, active)])
         while len(watch.ended) < len(watch.held) and time.time() - killed_at < PATIENCE:
             rows = await conn.fetch(
                 "SELECT id, status, lease_owner, thread_owner, thread_id FROM jobs WHERE id = ANY($1::bigint[])",
@@ -245,7 +254,8 @@ async def _kill_and_watch(dep: Deployment, name: str) -> Takeover:
             now = time.time() - killed_at
             for r in rows:
                 done = r["status"] in {s.value for s in TERMINAL}
-                moved = r["lease_owner"] != name and (r["thread_owner"] != name or r["thread_id"] is not None)
+                mine = [str(r["lease_owner"]), "" if r["thread_id"] else str(r["thread_owner"])]
+                moved = not any(holder.startswith(f"{name}:") for holder in mine)
                 if (done or moved) and r["id"] not in watch.taken:
                     watch.taken[r["id"]] = now
                 if done and r["id"] not in watch.ended:
