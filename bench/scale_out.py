@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,14 +96,14 @@ class Run:
 
 
 async def _measure(
-    dep: Deployment, label: str, data_dir: Path | None, during: Callable[[], Awaitable[Any]] | None = None
+    dep: Deployment, label: str, data_dir: Path | None, during: Callable[[], Coroutine[Any, Any, Any]] | None = None
 ) -> tuple[Run, Any]:
     """Wait for the processes, run the crowd to its last video (with `during` running beside it) and record."""
     await dep.ready()
     before = len(dep.discord.requests)
     cpu0, sims0 = dep.cpu(), time.process_time()
     pg0 = postgres_cpu_seconds(data_dir) if data_dir else 0.0
-    side = asyncio.create_task(during()) if during else None
+    side: asyncio.Task[Any] | None = asyncio.create_task(during()) if during else None
     handles = await dep.ask(PER_SECOND)
     answered = sum(1 for h in handles if h.acknowledged_at is not None and not h.ephemeral)
     await dep.until_videos(answered, PATIENCE)
