@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -20,6 +21,7 @@ from bench import (
     polling_peer,
     provider_limit,
     quota_race,
+    scale_out,
 )
 from bench.report import Result, machine, print_result, write_report
 
@@ -41,6 +43,12 @@ SCENARIOS: dict[str, Callable[[bool, bool], Result]] = {
     "quota_race": lambda quick, profile: asyncio.run(quota_race.run()),
     "discord_budget": lambda quick, profile: asyncio.run(discord_budget.run(4 if quick else discord_budget.JOBS)),
     "autocomplete": lambda quick, profile: asyncio.run(autocomplete.run(20 if quick else autocomplete.MEMBERS)),
+    "scale_workers": lambda quick, profile: asyncio.run(
+        scale_out.workers(replace(scale_out.WORKERS, members=10, channels=3) if quick else scale_out.WORKERS)
+    ),
+    "scale_out": lambda quick, profile: asyncio.run(
+        scale_out.takeover(replace(scale_out.TAKEOVER, members=8, channels=2) if quick else scale_out.TAKEOVER)
+    ),
 }
 
 
@@ -53,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", action="store_true", help="run the bot under cProfile and say where its CPU went (slower)"
     )
     args = parser.parse_args(argv)
+    # SIGTERM (a timeout, a stopped CI job) unwinds like Ctrl-C, so the scenarios stop their bot processes and
+    # remove their PostgreSQL clusters.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     logging.basicConfig(level=logging.ERROR)  # the simulators' and clients' warnings would drown the tables
     names = args.scenarios or list(SCENARIOS)
     print(f"Reelbot benchmarks on {machine()}")

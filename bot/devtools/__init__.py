@@ -1,0 +1,1 @@
+"""Tools for the tests and benchmarks: nothing here runs in a deployed bot."""
