@@ -202,3 +202,19 @@ async def test_the_card_shows_no_expected_time_without_history(tmp_path: Path) -
         status = dict(card.fields)["Status"]
         assert status.startswith("🎬 Generating")
         assert "expected" not in status  # no history, no guess
+
+
+async def test_a_claim_with_no_step_running_is_let_go_so_another_process_starts_the_thread(tmp_path: Path) -> None:
+    async with make_env(tmp_path) as env:
+        job = await env.new_job(thread=None)
+        first, second = env.poller(), env.poller()  # two processes on one store
+        # The first claimed the thread step, but no step of its own runs for it (its step had just ended when its
+        # scan claimed the job again): a claim held for nothing.
+        assert await first.threads._claim(job.id)
+        await first.threads.renew_claims()  # its lease upkeep lets that claim go instead of keeping it alive
+        env.clock.advance(env.config.lease_seconds)
+        await first.threads.renew_claims()
+
+        started = await asyncio.wait_for(second.threads.wait(await env.job(job.id)), timeout=5)
+        assert started.thread_id == CARD
+        assert env.chat.calls.count("start_thread") == 1

@@ -72,13 +72,17 @@ class Threads:
 
     def _ensure(self, job_id: int, channel_id: int, message_id: int, prompt: str) -> asyncio.Task[Job]:
         task = self._running.get(job_id)
-        if task is None:
+        if task is None or task.done():  # a step that just ended (its callback not run yet) is not running
             task = self._tasks.spawn(
                 self._start(job_id, channel_id, message_id, prompt), name=f"reelbot-thread-{job_id}"
             )
             self._running[job_id] = task
-            task.add_done_callback(lambda _: self._running.pop(job_id, None))
+            task.add_done_callback(lambda ended: self._forget(job_id, ended))
         return task
+
+    def _forget(self, job_id: int, ended: asyncio.Task[Job]) -> None:
+        if self._running.get(job_id) is ended:
+            del self._running[job_id]
 
     async def wait(self, job: Job) -> Job:
         """The job once its thread step has ended (the row as the step left it)."""
@@ -105,8 +109,13 @@ class Threads:
         return False
 
     async def renew_claims(self) -> None:
-        """Keep this process's claims on the thread steps it is doing (the poller calls this with its leases)."""
+        """Keep this process's claims on the thread steps it is doing (the poller calls this with its leases). A
+        claim with no step running here is let go, never renewed: renewing it would keep every other process
+        waiting for a thread nobody is starting."""
         for job_id in list(self._claimed):
+            if job_id not in self._running:
+                self._claimed.discard(job_id)
+                continue
             try:
                 await self._claim(job_id)
             except Exception as exc:
