@@ -32,7 +32,7 @@ from bot.domain.jobs import TERMINAL, Job, JobStatus, Reference
 from bot.provider.client import AimlClient
 from bot.provider.download import MediaDownloader
 from bot.services.poller import ROUND_GAP, Poller, PollerConfig
-from bot.services.presenter import Card
+from bot.services.presenter import Card, Controls
 from bot.services.schedule import FOLLOW_UP_FACTOR
 from bot.sim.aimlapi import AimlSimulator, JobScript, SimGeneration
 from bot.storage import NewJob, QuotaRequest, Reserved, Store
@@ -145,14 +145,33 @@ class _NullChat:
         return self._ids
 
     async def post_file(
-        self, thread_id: int, content: str, path: Path, filename: str, *, nonce: str, mention_user_id: int
+        self,
+        thread_id: int,
+        content: str,
+        path: Path,
+        filename: str,
+        *,
+        nonce: str,
+        mention_user_id: int,
+        controls: Controls | None = None,
     ) -> int:
         self.posted_at[thread_id] = self._clock()
         return self._next()
 
-    async def post_text(self, thread_id: int, content: str, *, nonce: str | None, mention_user_id: int) -> int:
+    async def post_text(
+        self,
+        thread_id: int,
+        content: str,
+        *,
+        nonce: str | None,
+        mention_user_id: int,
+        controls: Controls | None = None,
+    ) -> int:
         self.posted_at.setdefault(thread_id, self._clock())
         return self._next()
+
+    async def delete_message(self, channel_id: int, message_id: int) -> bool:
+        return True
 
     async def find_message(self, thread_id: int, contains: str) -> int | None:
         return None
@@ -318,6 +337,9 @@ def run_fleet(config: FleetConfig) -> FleetReport:
         proc.join(timeout=10)
         if proc.is_alive():
             proc.kill()
+    if report.statuses.get(JobStatus.DELIVERED.value, 0) != len(finals):
+        # No faults are injected here: anything but a delivery means the bench no longer drives the bot right.
+        raise RuntimeError(f"the fleet did not deliver every job: {report.statuses}")
     finish: dict[str, float] = stats["finish"]
     measured = [f for f in finals if f.generation_id]
     lags = [
