@@ -52,6 +52,7 @@ from bot.traffic.state import Learned, TrafficState, Window
 __all__ = ["DiscordScheduler", "Priority", "priority"]
 
 log = logging.getLogger(__name__)
+PUMP_RETRY = 0.5  # seconds before granting turns again after an unexpected error
 
 GLOBAL_KEY = "discord:global"
 # Our send times are not Discord's arrival times: windows are widened by this much so that jitter between the
@@ -310,7 +311,17 @@ class DiscordScheduler:
         return [self._global, self._bucket_window(learned, ticket)], False
 
     async def _pump(self) -> None:
-        """Grant turns while requests wait: the most important head whose windows have room goes next."""
+        """Grant turns while requests wait. It must not die while any wait (they would wait forever, and a job's
+        task with them): an unexpected error is logged and granting resumes after a short pause."""
+        while self._waiting:
+            try:
+                await self._grant_turns()
+            except Exception:
+                log.exception("granting turns to Discord requests failed; trying again in %.1f s", PUMP_RETRY)
+                await asyncio.sleep(PUMP_RETRY)
+
+    async def _grant_turns(self) -> None:
+        """The most important head whose windows have room goes next, until none waits."""
         while self._waiting:
             if self.foreground.busy:
                 await self.foreground.wait()

@@ -22,6 +22,7 @@ import contextlib
 import contextvars
 import heapq
 import itertools
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from enum import IntEnum
@@ -30,6 +31,9 @@ from typing import Any
 from bot.provider.errors import RateLimited
 from bot.traffic.foreground import Foreground
 from bot.traffic.state import TrafficState, Window
+
+log = logging.getLogger(__name__)
+PUMP_RETRY = 0.5  # seconds before granting turns again after an unexpected error
 
 __all__ = ["Pace", "PacerConfig", "ProviderPacer", "Urgency"]
 
@@ -186,6 +190,16 @@ class ProviderPacer:
             raise
 
     async def _pump(self) -> None:
+        """Grant turns while requests wait; like the Discord scheduler's, it logs an unexpected error and goes on
+        rather than die and leave every waiting request waiting forever."""
+        while self._waiters:
+            try:
+                await self._grant_turns()
+            except Exception:
+                log.exception("granting turns to provider requests failed; trying again in %.1f s", PUMP_RETRY)
+                await asyncio.sleep(PUMP_RETRY)
+
+    async def _grant_turns(self) -> None:
         while self._waiters:
             if self._foreground.busy:
                 await self._foreground.wait()

@@ -230,3 +230,28 @@ async def test_discord_py_s_own_bucket_wait_is_replaced_so_a_caller_is_not_held_
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(post(http, channel, "three"), timeout=1.0)
     assert statuses(sim, MESSAGES, "POST") == [200, 200]
+
+
+async def test_an_unexpected_error_while_granting_turns_delays_requests_but_never_strands_them(
+    sim: DiscordSimulator,
+) -> None:
+    class Stumbling(LocalTrafficState):
+        stumbles = 1
+
+        async def take(self, windows: Any) -> tuple[float, str | None]:
+            if self.stumbles:
+                self.stumbles -= 1
+                raise RuntimeError("unplanned")
+            return await super().take(windows)
+
+    point_discord_at(sim.rest_url, sim.gateway_url)
+    scheduler = DiscordScheduler(Stumbling())
+    http = HTTPClient(asyncio.get_running_loop(), http_trace=scheduler.trace_config())
+    scheduler.install(http)
+    try:
+        await asyncio.wait_for(http.static_login(sim.token), timeout=5)  # its request waits out the error
+        await asyncio.wait_for(post(http, sim.guild.text_channel_id, "still sent"), timeout=5)
+    finally:
+        await scheduler.close(grace=1.0)
+        await http.close()
+    assert statuses(sim, MESSAGES, "POST") == [200]

@@ -4,6 +4,7 @@ operator's cap, and gives scarce turns to the most useful requests first."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -141,3 +142,22 @@ async def test_a_cancelled_waiter_gives_its_turn_back() -> None:
     hold.set()
     await first
     await asyncio.wait_for(answer(pacer), timeout=2.0)  # the turn the cancelled one would have had is free
+
+
+class _StumblingState(LocalTrafficState):
+    """A traffic state whose first `take` fails in a way nobody planned for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stumbles = 1
+
+    async def take(self, windows: Any) -> tuple[float, str | None]:
+        if self.stumbles:
+            self.stumbles -= 1
+            raise RuntimeError("unplanned")
+        return await super().take(windows)
+
+
+async def test_an_unexpected_error_while_granting_turns_delays_requests_but_never_strands_them() -> None:
+    pacer = ProviderPacer(_StumblingState(), PacerConfig(start=50.0))
+    await asyncio.wait_for(crowd(pacer, 3), timeout=5)  # granted after the pause that follows the error
