@@ -6,7 +6,8 @@ folder, and also a fresh PostgreSQL database when REELBOT_TEST_BACKENDS names it
 `intake` is the member-facing service over that store, at the settings' default quota numbers.
 """
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -35,3 +36,17 @@ async def store(store_url: str, clock: FakeClock) -> AsyncIterator[Store]:
 def intake(store: Store, clock: FakeClock) -> Intake:
     policy = QuotaPolicy(default_limit=5, window_seconds=86_400, max_active=2)
     return Intake(store, model="klingai/video-o1-reference-to-video", policy=policy, clock=clock)
+
+
+@pytest.fixture
+def logs(capfd: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[str]]:
+    """What the process prints, with the root logger's handlers and level restored afterwards (for tests that set
+    up logging as `python -m bot` does)."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    yield capfd
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in saved_handlers:
+        root.addHandler(handler)
+    root.setLevel(saved_level)

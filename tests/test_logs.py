@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -13,19 +12,6 @@ import pytest
 from bot.logs import configure_logging, job_extra
 
 SECRET = "sk-live-0123456789abcdef"
-
-
-@pytest.fixture
-def logs(capfd: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[str]]:
-    """The bot's own logging set-up (as `python -m bot` configures it), restored afterwards."""
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    yield capfd
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in saved_handlers:
-        root.addHandler(handler)
-    root.setLevel(saved_level)
 
 
 def test_json_lines_carry_time_level_logger_message_job_and_traceback(logs: pytest.CaptureFixture[str]) -> None:

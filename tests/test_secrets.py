@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -23,19 +23,6 @@ from bot.settings import Settings, SettingsError, load_settings
 from tests.fakes import KEY, make_env
 
 TOKEN = "MTA5ODc2NTQzMjEwOTg3NjU0.GhIjKl.bot-token-that-must-not-leak"
-
-
-@pytest.fixture
-def logs(capfd: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[str]]:
-    """The bot's own logging set-up (as `python -m bot` configures it), restored afterwards."""
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    yield capfd
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in saved_handlers:
-        root.addHandler(handler)
-    root.setLevel(saved_level)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import socket
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,18 +16,6 @@ from bot.storage import Backend, DatabaseUrl, Store
 from bot.storage.postgres import DatabaseUnavailable
 
 SECRET = "pw-Kq93-never-shown"
-
-
-@pytest.fixture
-def logs(capfd: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[str]]:
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    yield capfd
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in saved_handlers:
-        root.addHandler(handler)
-    root.setLevel(saved_level)
 
 
 def closed_port() -> int:
