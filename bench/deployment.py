@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
 import sqlite3
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -26,7 +24,7 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from bench.world import ROOT, SpreadSimulator, cpu_seconds
+from bench.world import SpreadSimulator, cpu_seconds
 from bot.sim.aimlapi import JobScript
 from bot.sim.discord import (
     AttachmentSpec,
@@ -39,7 +37,8 @@ from bot.sim.discord import (
 )
 from bot.sim.discord.state import ChannelType, SimGuild
 from bot.sim.images import make_png
-from bot.sim.wiring import SIM_KEY, SIM_TOKEN, settings_env
+from bot.sim.processes import SimDeployment
+from bot.sim.wiring import SIM_KEY, SIM_TOKEN
 
 __all__ = ["Deployment", "ProviderSimulator", "Shape", "deployment", "job_rows", "postgres_cpu_seconds"]
 
@@ -109,38 +108,17 @@ def text_channels(guild: SimGuild) -> list[int]:
 
 
 @dataclass
-class Deployment:
-    discord: DiscordSimulator
-    aiml: ProviderSimulator
-    url: str  # DATABASE_URL
-    tmp: Path
-    procs: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+class Deployment(SimDeployment[ProviderSimulator]):
+    """The benchmark's processes: each also serves /healthz and /metrics on a port of its own."""
+
     ports: dict[str, int] = field(default_factory=dict)
     final_cpu: dict[str, float] = field(default_factory=dict)  # CPU of processes that are gone, at their end
 
-    async def start(self, name: str, role: str | None = None, **extra: str) -> None:
-        """Start `python -m bot [role]` named `name` (its PROCESS_NAME, and the lease owner it writes)."""
+    async def start(self, name: str, role: str | None = None, *, module: str = "bot", **extra: str) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(ROOT),
-            "HOME": str(self.tmp),
-            # poll_interval_seconds: the default (10), which the simulator recipe lowers for tests.
-            **settings_env(self.discord, self.aiml, self.tmp / "bot.db", poll_interval_seconds=10, metrics_port=port),
-            "DATABASE_URL": self.url,
-            "DEV_GUILD_ID": "",  # four servers: the commands are global
-            "PROCESS_NAME": name,
-            "MEDIA_DIR": str(self.tmp / "media"),  # the workers share it, as they would share a volume
-            **extra,
-        }
-        log = (self.tmp / f"{name}.log").open("wb")
-        args = [role] if role else []
-        self.procs[name] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", *args, cwd=self.tmp, env=env, stdout=log, stderr=log
-        )
-        log.close()
+        await super().start(name, role, module=module, METRICS_PORT=str(port), **extra)
         self.ports[name] = port
 
     async def ready(self) -> None:
@@ -218,20 +196,6 @@ class Deployment:
                 return
             await asyncio.sleep(0.5)
 
-    async def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in self.tmp.glob("*.log"))
-
 
 @contextlib.asynccontextmanager
 async def deployment(tmp: Path, shape: Shape, url: str | None = None) -> AsyncIterator[Deployment]:
@@ -244,7 +208,8 @@ async def deployment(tmp: Path, shape: Shape, url: str | None = None) -> AsyncIt
     aiml = ProviderSimulator(SIM_KEY, default_script=JobScript(), durations=shape.durations, clock=time.time)
     await discord_sim.start()
     await aiml.start()
-    dep = Deployment(discord_sim, aiml, url or f"sqlite:///{tmp / 'bot.db'}", tmp)
+    # The default poll interval (10 s), which the simulators' recipe lowers for tests.
+    dep = Deployment(discord_sim, aiml, url or f"sqlite:///{tmp / 'bot.db'}", tmp, {"poll_interval_seconds": 10})
     try:
         yield dep
     finally:

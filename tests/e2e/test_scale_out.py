@@ -12,11 +12,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
-import os
-import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -24,7 +21,8 @@ import pytest
 from bot.domain.jobs import JobStatus
 from bot.sim.aimlapi import AimlSimulator, JobScript
 from bot.sim.discord import DiscordSimulator, guild_on_shard
-from bot.sim.wiring import SIM_KEY, SIM_TOKEN, settings_env
+from bot.sim.processes import SimDeployment
+from bot.sim.wiring import SIM_KEY, SIM_TOKEN
 from bot.storage import Store
 from tests.e2e_world import image
 from tests.pg import PostgresCluster
@@ -32,63 +30,19 @@ from tests.services.test_faults_provider import assert_settled
 
 pytestmark = pytest.mark.timeout(240)
 
-ROOT = Path(__file__).resolve().parents[2]
 LEASE = 3.0  # JOB_LEASE_SECONDS: short, so the killed worker's jobs come back within the test
 POLL = 0.3
-
-
-@dataclass
-class Deployment:
-    discord: DiscordSimulator
-    aiml: AimlSimulator
-    url: str
-    tmp: Path
-    procs: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
-
-    async def start(self, name: str, role: str, *, module: str = "bot", **extra: str) -> None:
-        """`python -m bot ROLE` (or another `module`, given ROLE as its argument) as the process `name`, with the
-        deployment's settings and `extra` ones in its environment."""
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(ROOT),
-            "HOME": str(self.tmp),
-            **settings_env(self.discord, self.aiml, self.tmp / "unused.db", poll_interval_seconds=POLL),
-            "DATABASE_URL": self.url,
-            "DEV_GUILD_ID": "",  # four servers: the commands are global
-            "JOB_LEASE_SECONDS": str(LEASE),
-            "PROCESS_NAME": name,
-            "MEDIA_DIR": str(self.tmp / "media"),  # the workers share it, as they would share a volume
-            **extra,
-        }
-        log = (self.tmp / f"{name}.log").open("wb")
-        self.procs[name] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", module, role, cwd=self.tmp, env=env, stdout=log, stderr=log
-        )
-        log.close()
-
-    async def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.returncode is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.tmp.glob("*.log"))
+SETTINGS = {"poll_interval_seconds": POLL, "job_lease_seconds": LEASE}
 
 
 @pytest.fixture
-async def deployment(postgres: PostgresCluster, tmp_path: Path) -> AsyncIterator[Deployment]:
+async def deployment(postgres: PostgresCluster, tmp_path: Path) -> AsyncIterator[SimDeployment]:
     guilds = [guild_on_shard(shard, 2, index) for index in range(2) for shard in range(2)]
     discord_sim = DiscordSimulator(token=SIM_TOKEN, guilds=guilds, shards=2, max_concurrency=1)
     aiml = AimlSimulator(key=SIM_KEY, default_script=JobScript(queued_s=0.3, generating_s=2.5))
     await discord_sim.start()
     await aiml.start()
-    dep = Deployment(discord_sim, aiml, postgres.new_database(), tmp_path)
+    dep = SimDeployment(discord_sim, aiml, postgres.new_database(), tmp_path, settings=SETTINGS)
     try:
         yield dep
     finally:
@@ -106,7 +60,7 @@ def _polls(aiml: AimlSimulator) -> dict[str, list[tuple[float, float, str]]]:
     return {g: sorted(p) for g, p in polls.items()}
 
 
-async def test_two_shards_and_two_workers_share_the_work_and_survive_a_killed_worker(deployment: Deployment) -> None:
+async def test_two_shards_and_two_workers_share_the_work_and_survive_a_killed_worker(deployment: SimDeployment) -> None:
     dep, sim = deployment, deployment.discord
     await dep.start("gateway-0", "gateway", SHARD_COUNT="2", SHARD_IDS="0")
     await dep.start("gateway-1", "gateway", SHARD_COUNT="2", SHARD_IDS="1")

@@ -20,9 +20,10 @@ from bot.domain.jobs import JobStatus
 from bot.sim.aimlapi import AimlSimulator, JobScript
 from bot.sim.discord import DiscordSimulator, SimChannel, SimMember, SimUser
 from bot.sim.discord.state import ChannelType
+from bot.sim.processes import SimDeployment
 from bot.sim.wiring import SIM_KEY, SIM_TOKEN
 from bot.storage import Store
-from tests.e2e.test_scale_out import Deployment
+from tests.e2e.test_scale_out import SETTINGS
 from tests.e2e_world import image
 from tests.pg import PostgresCluster
 from tests.services.test_faults_provider import assert_settled
@@ -36,12 +37,12 @@ FIRST_MEMBER = 750_000_000_000_000_000
 
 
 @pytest.fixture
-async def sims(postgres: PostgresCluster, tmp_path: Path) -> AsyncIterator[Deployment]:
+async def sims(postgres: PostgresCluster, tmp_path: Path) -> AsyncIterator[SimDeployment]:
     discord_sim = DiscordSimulator(token=SIM_TOKEN)
     aiml = AimlSimulator(key=SIM_KEY, default_script=JobScript(queued_s=0.3, generating_s=1.5))
     await discord_sim.start()
     await aiml.start()
-    dep = Deployment(discord_sim, aiml, postgres.new_database(), tmp_path)
+    dep = SimDeployment(discord_sim, aiml, postgres.new_database(), tmp_path, settings=SETTINGS)
     try:
         yield dep
     finally:
@@ -77,7 +78,7 @@ def add_members(sim: DiscordSimulator, n: int) -> list[int]:
     return ids
 
 
-async def test_three_processes_with_one_token_stay_within_discords_global_limit_together(sims: Deployment) -> None:
+async def test_three_processes_with_one_token_stay_within_discords_global_limit_together(sims: SimDeployment) -> None:
     dep, sim = sims, sims.discord
     sim.ratelimiter.global_limit = SIM_GLOBAL
     channels = add_channels(sim, 20)
@@ -109,7 +110,7 @@ async def test_three_processes_with_one_token_stay_within_discords_global_limit_
     assert len(posted) == 3 * 2 * len(channels)  # every message went, each once
 
 
-async def test_two_workers_share_one_pace_for_the_api_key(sims: Deployment) -> None:
+async def test_two_workers_share_one_pace_for_the_api_key(sims: SimDeployment) -> None:
     dep, sim = sims, sims.discord
     dep.aiml.requests_per_second = 8
     members = add_members(sim, 15)

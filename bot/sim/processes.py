@@ -1,0 +1,71 @@
+"""Bot processes (`python -m bot [ROLE]`) against the two simulators, sharing one database: the harness of the
+multi-process tests and of the scale-out benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from bot.sim.aimlapi import AimlSimulator
+from bot.sim.discord import DiscordSimulator
+from bot.sim.wiring import settings_env
+
+__all__ = ["SimDeployment"]
+
+A = TypeVar("A", bound=AimlSimulator)
+
+# The checkout the processes import `bot` from (what the test or benchmark itself runs).
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class SimDeployment(Generic[A]):
+    """Each process is started with the simulators' settings, `settings` on top (as environment variables), the
+    deployment's DATABASE_URL and one media folder for all (as a shared volume would be), and logs to
+    `<name>.log` in `tmp`."""
+
+    discord: DiscordSimulator
+    aiml: A  # the AI/ML API simulator, or a benchmark's variant of it
+    url: str  # DATABASE_URL
+    tmp: Path
+    settings: dict[str, Any] = field(default_factory=dict)
+    procs: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+
+    async def start(self, name: str, role: str | None = None, *, module: str = "bot", **extra: str) -> None:
+        """`python -m MODULE [ROLE]` as the process `name` (its PROCESS_NAME, and the lease owner it writes), with
+        `extra` environment variables."""
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(SOURCE_ROOT),
+            "HOME": str(self.tmp),
+            **settings_env(self.discord, self.aiml, self.tmp / "bot.db", **self.settings),
+            "DATABASE_URL": self.url,
+            "DEV_GUILD_ID": "",  # several servers: the commands are global
+            "PROCESS_NAME": name,
+            "MEDIA_DIR": str(self.tmp / "media"),
+            **extra,
+        }
+        with (self.tmp / f"{name}.log").open("wb") as log:
+            self.procs[name] = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", module, *([role] if role else []), cwd=self.tmp, env=env, stdout=log, stderr=log
+            )
+
+    async def stop_all(self) -> None:
+        """SIGTERM to every process still running (they stop as a deployment would), SIGKILL after 15 s."""
+        for proc in self.procs.values():
+            if proc.returncode is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+    def logs(self) -> str:
+        """The end of every process's log, for a failure message."""
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.tmp.glob("*.log"))
