@@ -334,34 +334,38 @@ class DiscordScheduler:
                     self._requeue(key, queue)
             pause: float | None = self._sleeping[0][0] - now if self._sleeping else None
             while self._ready:
-                priority_, seq, key = self._ready[0]
+                # The entry is taken off first: the state is asked below (a database, for a shared one), and while
+                # it answers other requests come and go, so `_ready[0]` and the queue's head may have changed.
+                priority_, seq, key = heapq.heappop(self._ready)
                 queue = self._queues.get(key)
                 if queue is None or queue.probing or queue.asleep_until is not None or not queue.heap:
-                    heapq.heappop(self._ready)
                     continue
                 ticket = queue.heap[0][2]
                 if (priority_, seq) != ticket.order():
-                    heapq.heappop(self._ready)  # stale: a more important request became this queue's head
+                    continue  # stale: a more important request became this queue's head (it has its own entry)
+                if self._gave_up(key, queue, ticket):
                     continue
-                assert ticket.future is not None
-                if ticket.future.done():  # its caller gave up (cancelled)
-                    heapq.heappop(queue.heap)
-                    heapq.heappop(self._ready)
-                    self._waiting -= 1
-                    self._requeue(key, queue)
-                    continue
-                windows, unknown = await self._windows(ticket)
-                wait, blocker = await self._state.take(windows)
+                try:
+                    windows, unknown = await self._windows(ticket)
+                    wait, blocker = await self._state.take(windows)
+                except BaseException:
+                    heapq.heappush(self._ready, (priority_, seq, key))  # its turn is asked for again after the error
+                    raise
                 if blocker == GLOBAL_KEY:
+                    heapq.heappush(self._ready, (priority_, seq, key))
                     pause = wait if pause is None else min(pause, wait)
                     break  # nobody can go before the global window has room
-                heapq.heappop(self._ready)
                 if blocker is not None:
-                    queue.asleep_until = now + wait
-                    heapq.heappush(self._sleeping, (now + wait, key))
+                    until = self._clock() + wait
+                    queue.asleep_until = until
+                    heapq.heappush(self._sleeping, (until, key))
                     pause = wait if pause is None else min(pause, wait)
                     continue
-                heapq.heappop(queue.heap)
+                if self._gave_up(key, queue, ticket):  # cancelled while the state answered
+                    await self._state.cancel([w.key for w in windows])
+                    continue
+                queue.heap.remove((priority_, seq, ticket))  # by identity of its order: it may not be the head now
+                heapq.heapify(queue.heap)
                 self._waiting -= 1
                 ticket.pending = [w.key for w in windows]
                 ticket.bucket_counted = not unknown
@@ -369,12 +373,24 @@ class DiscordScheduler:
                     ticket.probing = queue.probing = True
                 else:
                     self._requeue(key, queue)
+                assert ticket.future is not None
                 ticket.future.set_result(None)
             if not self._waiting:
                 break
             self._kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), timeout=pause)
+
+    def _gave_up(self, key: str, queue: _Queue, ticket: _Ticket) -> bool:
+        """If `ticket`'s caller was cancelled, take it out of its queue (the next one there gets its chance)."""
+        assert ticket.future is not None
+        if not ticket.future.done():
+            return False
+        queue.heap.remove((*ticket.order(), ticket))
+        heapq.heapify(queue.heap)
+        self._waiting -= 1
+        self._requeue(key, queue)
+        return True
 
     # ------------------------------------------------------------------ trace hooks
 

@@ -255,3 +255,34 @@ async def test_an_unexpected_error_while_granting_turns_delays_requests_but_neve
         await scheduler.close(grace=1.0)
         await http.close()
     assert statuses(sim, MESSAGES, "POST") == [200]
+
+
+async def test_a_request_arriving_while_the_state_answers_for_another_is_not_lost(sim: DiscordSimulator) -> None:
+    """A shared state answers from a database: while it does, other requests come and go. One that arrived then,
+    more important than the one being asked for, must still get its turn (it once lost its place for good)."""
+
+    class SlowState(LocalTrafficState):
+        async def take(self, windows: Any) -> tuple[float, str | None]:
+            await asyncio.sleep(0.05)  # a round trip to the database
+            return await super().take(windows)
+
+    point_discord_at(sim.rest_url, sim.gateway_url)
+    scheduler = DiscordScheduler(SlowState(), card_settle=0.0)
+    http = HTTPClient(asyncio.get_running_loop(), http_trace=scheduler.trace_config())
+    scheduler.install(http)
+    channel = sim.guild.text_channel_id
+    try:
+        await http.static_login(sim.token)
+
+        async def send(level: Priority, content: str) -> None:
+            with priority(level):
+                await post(http, channel, content)
+
+        card = asyncio.create_task(send(Priority.CARD, "first, less important"))
+        await asyncio.sleep(0.02)  # the scheduler is asking the state about it now
+        urgent = asyncio.create_task(send(Priority.URGENT, "second, more important"))
+        await asyncio.wait_for(asyncio.gather(card, urgent), timeout=5)
+    finally:
+        await scheduler.close(grace=1.0)
+        await http.close()
+    assert sorted(m.content for m in sim.messages(channel)) == ["first, less important", "second, more important"]
