@@ -199,6 +199,11 @@ class ProviderPacer:
                 log.exception("granting turns to provider requests failed; trying again in %.1f s", PUMP_RETRY)
                 await asyncio.sleep(PUMP_RETRY)
 
+    def _drop_gone(self) -> None:
+        """Forget the waiters at the front whose callers gave up (cancelled)."""
+        while self._waiters and self._waiters[0][2].done():
+            heapq.heappop(self._waiters)
+
     async def _grant_turns(self) -> None:
         while self._waiters:
             if self._foreground.busy:
@@ -207,10 +212,9 @@ class ProviderPacer:
             if self._in_flight >= self._config.max_in_flight:
                 await self._kick.wait()
                 continue
-            _, _, future = self._waiters[0]
-            if future.done():  # its caller gave up
-                heapq.heappop(self._waiters)
-                continue
+            self._drop_gone()
+            if not self._waiters:
+                break
             pace = await self._change(lambda current: current)
             # Up to a tenth of a second's worth may go together (fewer wake-ups), never more than the rate.
             burst = max(1, int(pace.rate / 10))
@@ -219,6 +223,12 @@ class ProviderPacer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), timeout=wait)
                 continue
-            heapq.heappop(self._waiters)
+            # The turn goes to whoever is first now: while the state answered, a more urgent request may have come
+            # and the first one may have given up.
+            self._drop_gone()
+            if not self._waiters:
+                await self._state.cancel([WINDOW_KEY])
+                break
+            _, _, future = heapq.heappop(self._waiters)
             self._in_flight += 1
             future.set_result((bool(self._waiters), pace.cuts))  # saturated: others are still waiting

@@ -161,3 +161,23 @@ class _StumblingState(LocalTrafficState):
 async def test_an_unexpected_error_while_granting_turns_delays_requests_but_never_strands_them() -> None:
     pacer = ProviderPacer(_StumblingState(), PacerConfig(start=50.0))
     await asyncio.wait_for(crowd(pacer, 3), timeout=5)  # granted after the pause that follows the error
+
+
+async def test_a_more_urgent_request_arriving_while_the_state_answers_gets_the_turn_and_none_is_lost() -> None:
+    class SlowState(LocalTrafficState):
+        async def take(self, windows: Any) -> tuple[float, str | None]:
+            await asyncio.sleep(0.05)  # a round trip to the database, while others come and go
+            return await super().take(windows)
+
+    pacer = ProviderPacer(SlowState(), PacerConfig(start=50.0))
+    order: list[str] = []
+
+    async def ask(urgency: Urgency, name: str) -> None:
+        async with pacer.turn(urgency):
+            order.append(name)
+
+    later = asyncio.create_task(ask(Urgency.LATER, "later"))
+    await asyncio.sleep(0.02)  # the pacer is asking the state for the first turn now
+    now = asyncio.create_task(ask(Urgency.NOW, "now"))
+    await asyncio.wait_for(asyncio.gather(later, now), timeout=5)
+    assert order == ["now", "later"]
