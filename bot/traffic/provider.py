@@ -23,6 +23,7 @@ import contextvars
 import heapq
 import itertools
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from enum import IntEnum
@@ -39,6 +40,10 @@ __all__ = ["Pace", "PacerConfig", "ProviderPacer", "Urgency"]
 
 PACE_KEY = "provider:pace"
 WINDOW_KEY = "provider:requests"
+PACE_FRESH = 0.1
+"""Seconds the pace last read or changed here is used as it is before it is read again: every answer's change
+brings it up to date anyway, and in a shared state a read is a locked round trip (other processes' changes show
+within this long)."""
 
 
 class Urgency(IntEnum):
@@ -96,7 +101,9 @@ class ProviderPacer:
         self._in_flight = 0
         self._kick = asyncio.Event()
         self._pump_task: asyncio.Task[None] | None = None
-        self.rate = self._initial().rate
+        self._pace = self._initial()
+        self._pace_at = float("-inf")  # time.monotonic() when `_pace` was last read or changed
+        self.rate = self._pace.rate
         """The pace after the last change (for metrics)."""
         self.limited = 0
         """429s seen."""
@@ -112,9 +119,16 @@ class ProviderPacer:
     async def _change(self, change: Callable[[Pace], Pace]) -> Pace:
         """Change the shared pace in one step (every process using the key sees the result)."""
         stored = await self._state.update(PACE_KEY, lambda value: change(self._load(value)).stored())
-        pace = Pace.from_stored(stored)
+        pace = self._pace = Pace.from_stored(stored)
+        self._pace_at = time.monotonic()
         self.rate = pace.rate
         return pace
+
+    async def _current(self) -> Pace:
+        """The shared pace, read again only when what this process last saw is older than PACE_FRESH."""
+        if time.monotonic() - self._pace_at < PACE_FRESH:
+            return self._pace
+        return await self._change(lambda current: current)
 
     @property
     def waiting(self) -> int:
@@ -215,7 +229,7 @@ class ProviderPacer:
             self._drop_gone()
             if not self._waiters:
                 break
-            pace = await self._change(lambda current: current)
+            pace = await self._current()
             # Up to a tenth of a second's worth may go together (fewer wake-ups), never more than the rate.
             burst = max(1, int(pace.rate / 10))
             wait, _ = await self._state.take([Window(WINDOW_KEY, burst, burst / pace.rate)])
