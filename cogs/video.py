@@ -149,8 +149,8 @@ class VideoCog(commands.Cog):
             return
         assert interaction.guild_id is not None
         assert interaction.channel_id is not None
-        slots = (image1, image2, image3, image4, image5, image6, image7)
-        if not content_problems(clean_prompt(prompt), [meta for meta, _ in _images(slots)]):
+        images = _images((image1, image2, image3, image4, image5, image6, image7))
+        if not content_problems(clean_prompt(prompt), [meta for meta, _ in images]):
             await interaction.response.defer(thinking=True)  # public: the card replaces "thinking…"
             self._answered(interaction)
             await self.bot.members_first()
@@ -158,7 +158,7 @@ class VideoCog(commands.Cog):
         built, problems = await self._request(
             interaction,
             prompt,
-            slots,
+            images,
             picked,
             style=style,
             duration=duration.value if duration else None,
@@ -204,7 +204,7 @@ class VideoCog(commands.Cog):
         self,
         interaction: discord.Interaction[Reelbot],
         prompt: str,
-        slots: tuple[discord.Attachment | None, ...],
+        images: list[tuple[ImageMeta, discord.Attachment]],
         picked: list[str],
         *,
         style: str | None,
@@ -223,7 +223,6 @@ class VideoCog(commands.Cog):
         problems.extend(p for p in cast if isinstance(p, str))
         if isinstance(settings, str):
             settings = VideoSettings(None, duration or DEFAULT_DURATION, aspect_ratio or DEFAULT_ASPECT_RATIO)
-        images = _images(slots)
         return VideoRequest(
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
