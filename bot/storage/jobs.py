@@ -302,15 +302,20 @@ class JobRepository:
         rows = await self._db.statement(f"SELECT MIN(next_poll_at) AS at FROM jobs WHERE status IN ({ACTIVE_SQL})")
         return float(rows[0]["at"]) if rows and rows[0]["at"] is not None else None
 
-    async def pending_threads(self, limit: int = 1000) -> list[tuple[int, int, int, str]]:
-        """Unfinished jobs whose thread is still to be started: (job id, channel id, card message id, prompt)."""
+    async def claim_threads(self, owner: str, *, lease_seconds: float, limit: int = 1000) -> list[Job]:
+        """Claim for `owner`, until now + `lease_seconds`, the thread steps still to be done of unfinished jobs that
+        no other process holds (or renew `owner`'s own); returns those jobs, oldest first. One statement however
+        many there are: every process looks for thread steps, and one claimed elsewhere is not even read."""
+        now = self._clock()
         rows = await self._db.statement(
-            "SELECT id, channel_id, status_message_id, prompt FROM jobs WHERE thread_id IS NULL"
-            f" AND thread_refused IS NULL AND status_message_id IS NOT NULL AND status IN ({ACTIVE_SQL})"
-            " ORDER BY id LIMIT ?",
-            (limit,),
+            "WITH picked AS ("
+            " SELECT id FROM jobs WHERE thread_id IS NULL AND thread_refused IS NULL AND status_message_id IS NOT NULL"
+            f" AND status IN ({ACTIVE_SQL}) AND (thread_owner IS NULL OR thread_owner = ? OR thread_until <= ?)"
+            f" ORDER BY id LIMIT ?{self._db.skip_locked})"
+            " UPDATE jobs SET thread_owner = ?, thread_until = ? WHERE id IN (SELECT id FROM picked) RETURNING *",
+            (owner, now, limit, owner, now + lease_seconds),
         )
-        return [(int(r["id"]), int(r["channel_id"]), int(r["status_message_id"]), str(r["prompt"])) for r in rows]
+        return sorted((job_from_row(r) for r in rows), key=lambda j: j.id)
 
     async def record_thread(self, job_id: int, *, thread_id: int | None = None, refused: str | None = None) -> Job:
         """The job's thread step ended: its thread, or why Discord refused one. A job already waiting to be

@@ -32,12 +32,14 @@ from bot.storage.database import Connection, EventSignal, Row
 from bot.storage.schema import Migration, load_migrations
 from bot.storage.url import Backend, DatabaseUrl
 
-__all__ = ["JOBS_CHANNEL", "DatabaseUnavailable", "PostgresDatabase", "TargetNotEmpty", "to_numbered"]
+__all__ = ["JOBS_CHANNEL", "DatabaseUnavailable", "PostgresDatabase", "TargetNotEmpty", "open_pool", "to_numbered"]
 
 log = logging.getLogger(__name__)
 
 POOL_SIZE = 10
 """Connections per process. A process is one event loop, and each transaction is a few short statements."""
+
+_FAILURES = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 JOBS_CHANNEL = "reelbot_jobs"
 """The NOTIFY channel a job insert announces itself on (payload: the job id)."""
@@ -79,6 +81,20 @@ class DatabaseUnavailable(ConnectionError):
     """The database could not be reached or refused us; the message names it without its password."""
 
 
+async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
+    """What a pooled connection needs between two borrowers beyond asyncpg's own rollback of an unfinished
+    transaction: nothing. Our pooled work leaves no session state (no LISTEN, no SET, only transaction-scoped
+    advisory locks; the two session-long uses, the migrations' lock and the job signal, have connections of their
+    own), so asyncpg's default reset, one more round trip on every release, would only cost time."""
+
+
+async def open_pool(url: DatabaseUrl, *, size: int, name: str) -> asyncpg.Pool:
+    """A pool of up to `size` connections that show as `name` in `pg_stat_activity`."""
+    return await asyncpg.create_pool(
+        url.dsn, min_size=1, max_size=size, reset=_nothing_to_reset, server_settings={"application_name": name}
+    )
+
+
 class _Conn:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
@@ -105,10 +121,8 @@ class PostgresDatabase:
     @classmethod
     async def open(cls, url: DatabaseUrl) -> PostgresDatabase:
         try:
-            pool = await asyncpg.create_pool(
-                url.dsn, min_size=1, max_size=POOL_SIZE, server_settings={"application_name": "reelbot"}
-            )
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            pool = await open_pool(url, size=POOL_SIZE, name="reelbot")
+        except _FAILURES as exc:
             # The driver's own messages name host, user and database but never the password.
             raise DatabaseUnavailable(f"cannot open the database {url.redacted}: {exc}") from None
         db = cls(pool, url)
@@ -129,9 +143,11 @@ class PostgresDatabase:
         """Apply every migration newer than `schema_version`, each in its own transaction. Returns the version.
 
         A session advisory lock makes processes that start together take turns: the second one finds the
-        migrations already applied.
+        migrations already applied. It is taken on a connection of its own, closed after, so no pooled connection
+        ever carries a session lock.
         """
-        async with self._pool.acquire() as conn:
+        conn = await asyncpg.connect(self.url.dsn, server_settings={"application_name": "reelbot-migrate"})
+        try:
             await conn.execute("SELECT pg_advisory_lock($1, 0)", _LOCK_MIGRATIONS)
             try:
                 await conn.execute(
@@ -155,6 +171,8 @@ class PostgresDatabase:
                 return await self._version(conn)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1, 0)", _LOCK_MIGRATIONS)
+        finally:
+            await conn.close()
 
     @staticmethod
     async def _version(conn: asyncpg.Connection) -> int:
@@ -192,7 +210,7 @@ class PostgresDatabase:
         signal = EventSignal()
         try:
             conn = await asyncpg.connect(self.url.dsn, server_settings={"application_name": "reelbot-listen"})
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except _FAILURES as exc:
             raise DatabaseUnavailable(f"cannot listen on the database {self.url.redacted}: {exc}") from None
 
         def heard(_conn: object, _pid: int, _channel: str, _payload: str) -> None:

@@ -13,8 +13,9 @@ deployments with different tokens on one database never share.
   a place in everyone's windows.
 - **Learned buckets** are read once from the database and then kept here for `LEARNED_FRESH` seconds (a bucket
   changes rarely; every request asks for its route's twice).
-- **`update`** locks the value's row, applies the change here and writes the result back, in one transaction.
-  Values must be JSON (numbers, strings, lists, dicts, None).
+- **`update`** applies the change here to the value this process saw last and writes the result only if the row
+  still holds that value (one round trip, no lock held); if another process changed it first, it reads the row and
+  tries again. Values must be JSON (numbers, strings, lists, dicts, None).
 - **Old rows are swept** every `SWEEP_EVERY` seconds by each process, outside any request's path.
 
 **When the database is slow or down**, requests are neither sent unpaced nor held forever: a call that fails or
@@ -39,6 +40,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from bot.storage.postgres import open_pool
 from bot.storage.url import DatabaseUrl
 from bot.traffic.state import Learned, LocalTrafficState, Window
 
@@ -55,6 +57,7 @@ SWEEP_EVERY = 30.0
 RETRY_AFTER = 1.0
 
 _FAILURES = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_UNSEEN: Any = object()
 
 
 def budget_scope(kind: str, secret: str) -> str:
@@ -66,9 +69,7 @@ def budget_scope(kind: str, secret: str) -> str:
 
 async def open_traffic_pool(url: DatabaseUrl) -> asyncpg.Pool:
     """A small pool of its own, so pacing never queues behind the store's job transactions."""
-    return await asyncpg.create_pool(
-        url.dsn, min_size=1, max_size=POOL_SIZE, server_settings={"application_name": "reelbot-traffic"}
-    )
+    return await open_pool(url, size=POOL_SIZE, name="reelbot-traffic")
 
 
 class PostgresTrafficState:
@@ -93,6 +94,7 @@ class PostgresTrafficState:
         self._clock = clock
         self._learned: dict[str, tuple[float, Learned]] = {}  # route -> (read at, learned)
         self._values: dict[str, Any] = {}  # the last value of each name seen in the database
+        self._raw: dict[str, str | None] = {}  # ... as the text stored there (what an optimistic write expects)
         self._peers = 1
         self._fallback = LocalTrafficState(clock)
         self._fallback_pending: collections.Counter[str] = collections.Counter()  # places taken while degraded
@@ -233,33 +235,51 @@ class PostgresTrafficState:
 
     async def update(self, name: str, change: Callable[[T | None], T]) -> T:
         async def run(conn: asyncpg.Connection) -> tuple[T]:
-            async with conn.transaction():
-                await conn.execute(
-                    "INSERT INTO traffic_values (scope, name) VALUES ($1, $2) ON CONFLICT DO NOTHING", self.scope, name
-                )
-                stored = await conn.fetchval(
-                    "SELECT value FROM traffic_values WHERE scope = $1 AND name = $2 FOR UPDATE", self.scope, name
-                )
-                current = None if stored is None else json.loads(stored)
+            # Optimistic: the change is applied to the value this process saw last and written only if the row
+            # still holds exactly that text (one round trip when nobody else changed it meanwhile); otherwise the
+            # row is read again and the change applied to what it holds. A change that changes nothing is answered
+            # from a fresh read, so it also serves to read the shared value.
+            seen, fresh = self._raw.get(name, _UNSEEN), False
+            while True:
+                if seen is _UNSEEN:
+                    seen, fresh = await self._read(conn, name), True
+                current = None if seen is None else json.loads(seen)
                 value = change(current)
-                if value != current:
-                    await conn.execute(
-                        "UPDATE traffic_values SET value = $3 WHERE scope = $1 AND name = $2",
-                        self.scope,
-                        name,
-                        json.dumps(value),
-                    )
-                return (value,)
+                if value == current and not fresh:
+                    seen = _UNSEEN
+                    continue
+                if value == current:
+                    return (value,)
+                text = json.dumps(value)
+                if await conn.fetchval(
+                    "INSERT INTO traffic_values AS v (scope, name, value) VALUES ($1, $2, $3)"
+                    " ON CONFLICT (scope, name) DO UPDATE SET value = excluded.value"
+                    " WHERE v.value IS NOT DISTINCT FROM $4 RETURNING true",
+                    self.scope,
+                    name,
+                    text,
+                    seen,
+                ):
+                    self._raw[name] = text
+                    return (value,)
+                seen = _UNSEEN  # another process changed it first
 
         answer = await self._call(run)
         if answer is not None:
             self._values[name] = answer[0]
             return answer[0]
         # Degraded: carry on from the last value seen in the database (the change is not shared).
-        seen = self._values.get(name)
-        value = change(seen)
+        seen_value = self._values.get(name)
+        value = change(seen_value)
         self._values[name] = value
         return value
+
+    async def _read(self, conn: asyncpg.Connection, name: str) -> str | None:
+        text: str | None = await conn.fetchval(
+            "SELECT value FROM traffic_values WHERE scope = $1 AND name = $2", self.scope, name
+        )
+        self._raw[name] = text
+        return text
 
     # ------------------------------------------------------------------ housekeeping
 

@@ -175,3 +175,39 @@ async def test_one_process_claims_a_thread_step_until_it_ends_or_runs_out(store:
     assert await store.jobs.claim_thread(job.id, "b", lease_seconds=LEASE) is True  # "a" went silent
     await store.jobs.record_thread(job.id, thread_id=555)
     assert await store.jobs.claim_thread(job.id, "a", lease_seconds=LEASE) is False  # nothing left to start
+
+
+async def test_a_scan_claims_every_thread_step_nobody_else_holds_in_one_go(store: Store, clock: FakeClock) -> None:
+    held, free, done, no_card = [await make(store, user_id=u) for u in (1, 2, 3, 4)]
+    for job in (held, free, done):
+        await store.jobs.update_fields(job.id, status_message_id=500 + job.id)
+    await store.jobs.record_thread(done.id, thread_id=500 + done.id)
+    assert await store.jobs.claim_thread(held.id, "b", lease_seconds=LEASE) is True
+
+    claimed = await store.jobs.claim_threads("a", lease_seconds=LEASE)
+    assert [j.id for j in claimed] == [free.id]  # not b's, not a finished step, not a job without its card yet
+    assert claimed[0].status_message_id == 500 + free.id  # the whole row, ready to start the step with
+    assert await store.jobs.claim_thread(free.id, "b", lease_seconds=LEASE) is False
+    assert [j.id for j in await store.jobs.claim_threads("a", lease_seconds=LEASE)] == [free.id]  # renewed
+    clock.advance(LEASE)
+    assert [j.id for j in await store.jobs.claim_threads("a", lease_seconds=LEASE)] == [held.id, free.id]
+    assert no_card.status_message_id is None
+
+
+async def test_scans_by_several_processes_at_once_never_claim_a_thread_step_twice(store_url: str) -> None:
+    clock = FakeClock(1_000_000.0)
+    async with await Store.open(store_url, clock=clock) as first:
+        jobs = [await make(first, user_id=u) for u in range(1, 41)]
+        for job in jobs:
+            await first.jobs.update_fields(job.id, status_message_id=900 + job.id)
+        stores = [await Store.open(store_url, clock=clock) for _ in range(3)]
+        try:
+            found = await asyncio.gather(
+                *(s.jobs.claim_threads(f"p{i}", lease_seconds=LEASE) for i, s in enumerate([first, *stores]))
+            )
+        finally:
+            for s in stores:
+                await s.close()
+    ids = Counter(j.id for claimed in found for j in claimed)
+    assert set(ids) == {j.id for j in jobs}
+    assert max(ids.values()) == 1

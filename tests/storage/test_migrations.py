@@ -109,6 +109,31 @@ async def test_both_backends_end_with_the_same_tables_and_columns(tmp_path: Path
     assert await tables_and_columns(sqlite_url) == [(t, c) for t, c in pg_tables if t not in POSTGRESQL_ONLY]
 
 
+async def test_pooled_connections_go_back_without_a_reset_and_no_lock_outlives_the_migrations(
+    postgres: PostgresCluster,
+) -> None:
+    """A pooled connection is handed back without asyncpg's reset (one more round trip per use, for session state
+    we never leave), so nothing session-long may live on one: the migrations' lock, taken even by a failed run, is
+    gone afterwards, and a second process can start."""
+    url = postgres.new_database(migrated=False)
+    version = len(load_migrations(Backend.POSTGRESQL))
+    broken = Migration(version + 1, f"{version + 1:04d}_broken.sql", "NOT SQL;\n")
+    raw = RawSql(url)
+    try:
+        async with await Store.open(url) as store:
+            with pytest.raises(asyncpg.PostgresError):
+                await store._db.migrate([broken])  # type: ignore[attr-defined]
+            await store.set_meta("after", "a failed migration")
+            assert await raw.fetch("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
+            last = await raw.fetch("SELECT query FROM pg_stat_activity WHERE application_name = 'reelbot'")
+            assert last
+            assert not any("RESET ALL" in query for (query,) in last)
+            async with await asyncio.wait_for(Store.open(url), 10) as second:
+                assert await second.get_meta("after") == "a failed migration"
+    finally:
+        await raw.close()
+
+
 async def test_processes_starting_together_apply_each_migration_once(empty_url: str) -> None:
     stores = await asyncio.gather(*(Store.open(empty_url) for _ in range(4)))
     for store in stores:

@@ -11,7 +11,7 @@ A video with saved characters gets a first message in its new thread saying who 
 posted by this step before it ends, so it comes before anything else posted for the job.
 
 Several processes may find the same thread still to be started (each scans for them); the one that claims the step
-in the job row (`claim_thread`, renewed while it runs) asks Discord, the others wait for the row to say it is done.
+in the job row (`claim_threads`, renewed while it runs) asks Discord, the others wait for the row to say it is done.
 
 When Discord refuses for good (missing permission, a channel that cannot hold threads, the server's thread
 limit, a deleted card), the refusal is stored in words for the member: the video then goes to the channel,
@@ -67,17 +67,11 @@ class Threads:
         """Start the job's thread unless it is already being started; None if there is nothing to start."""
         if not job.thread_pending:
             return None
-        assert job.status_message_id is not None
-        return self._ensure(job.id, job.channel_id, job.status_message_id, job.prompt)
-
-    def _ensure(self, job_id: int, channel_id: int, message_id: int, prompt: str) -> asyncio.Task[Job]:
-        task = self._running.get(job_id)
+        task = self._running.get(job.id)
         if task is None or task.done():  # a step that just ended (its callback not run yet) is not running
-            task = self._tasks.spawn(
-                self._start(job_id, channel_id, message_id, prompt), name=f"reelbot-thread-{job_id}"
-            )
-            self._running[job_id] = task
-            task.add_done_callback(lambda ended: self._forget(job_id, ended))
+            task = self._tasks.spawn(self._start(job), name=f"reelbot-thread-{job.id}")
+            self._running[job.id] = task
+            task.add_done_callback(lambda ended: self._forget(job.id, ended))
         return task
 
     def _forget(self, job_id: int, ended: asyncio.Task[Job]) -> None:
@@ -92,34 +86,27 @@ class Threads:
         return await asyncio.shield(task)
 
     async def scan(self) -> int:
-        """Start every stored thread step that is not running (after a restart, or a card recorded while the job
-        was already being handled). Returns how many were started."""
+        """Claim and start every stored thread step that no process is doing (after a restart, or a card recorded
+        while the job was already being handled). Returns how many were started."""
         started = 0
-        for job_id, channel_id, message_id, prompt in await self._ctx.store.jobs.pending_threads():
-            if job_id not in self._running and await self._claim(job_id):
-                self._ensure(job_id, channel_id, message_id, prompt)
+        ctx = self._ctx
+        for job in await ctx.store.jobs.claim_threads(ctx.owner, lease_seconds=ctx.config.lease_seconds):
+            self._claimed.add(job.id)  # a step of ours waiting for another process's claim may go now
+            if job.id not in self._running:
+                self.ensure(job)
                 started += 1
         return started
-
-    async def _claim(self, job_id: int) -> bool:
-        ctx = self._ctx
-        if await ctx.store.jobs.claim_thread(job_id, ctx.owner, lease_seconds=ctx.config.lease_seconds):
-            self._claimed.add(job_id)
-            return True
-        return False
 
     async def renew_claims(self) -> None:
         """Keep this process's claims on the thread steps it is doing (the poller calls this with its leases). A
         claim with no step running here is let go, never renewed: renewing it would keep every other process
         waiting for a thread nobody is starting."""
-        for job_id in list(self._claimed):
-            if job_id not in self._running:
-                self._claimed.discard(job_id)
-                continue
+        self._claimed &= self._running.keys()
+        if self._claimed:
             try:
-                await self._claim(job_id)
+                await self.scan()  # one statement renews them all (and takes any step nobody holds)
             except Exception as exc:
-                log.warning("job %s: could not renew its thread step (%s)", job_id, exc)
+                log.warning("could not renew this process's thread steps (%s)", exc)
 
     async def settle(self) -> None:
         """Wait for the thread steps running now to end (`Poller.run_once` waits for all the work it started)."""
@@ -131,26 +118,36 @@ class Threads:
         """Cancel thread steps still waiting (a restart resumes them)."""
         await self._tasks.cancel_all(within=within)
 
-    async def _start(self, job_id: int, channel_id: int, message_id: int, prompt: str) -> Job:
+    async def _start(self, job: Job) -> Job:
         try:
-            while job_id not in self._claimed and not await self._claim(job_id):
+            while job.id not in self._claimed and not await self._claim(job.id):
                 # Another process is starting it (or it is done): wait for the row to say so.
-                job = await self._ctx.store.jobs.get(job_id)
-                if job is None or not job.thread_pending:
-                    if job is None:
-                        raise JobNotFound(job_id)
-                    return job
+                current = await self._ctx.store.jobs.get(job.id)
+                if current is None:
+                    raise JobNotFound(job.id)
+                if not current.thread_pending:
+                    return current
                 await asyncio.sleep(_OTHERS_STEP_CHECK)
-            return await self._ask_discord(job_id, channel_id, message_id, prompt)
+            return await self._ask_discord(job)
         finally:
-            self._claimed.discard(job_id)
+            self._claimed.discard(job.id)
 
-    async def _ask_discord(self, job_id: int, channel_id: int, message_id: int, prompt: str) -> Job:
+    async def _claim(self, job_id: int) -> bool:
         ctx = self._ctx
+        if await ctx.store.jobs.claim_thread(job_id, ctx.owner, lease_seconds=ctx.config.lease_seconds):
+            self._claimed.add(job_id)
+            return True
+        return False
+
+    async def _ask_discord(self, job: Job) -> Job:
+        ctx = self._ctx
+        job_id, channel_id = job.id, job.channel_id
+        assert job.status_message_id is not None
+        message_id = job.status_message_id
         attempt = 0
         while True:
             try:
-                thread_id = await ctx.chat.start_thread(channel_id, message_id, thread_name(job_id, prompt))
+                thread_id = await ctx.chat.start_thread(channel_id, message_id, thread_name(job_id, job.prompt))
             except ChatError as exc:
                 if exc.code == THREAD_EXISTS:
                     # Started before a restart: the thread's id is the card's. Its note may be there already, and
@@ -168,19 +165,18 @@ class Threads:
                 await asyncio.sleep(delay)
                 continue
             # Before the thread is recorded: until then nothing else is posted for the job, so the note comes first.
-            await self._post_note(job_id, thread_id)
+            await self._post_note(job, thread_id)
             return await self._record(job_id, thread_id=thread_id)
 
-    async def _post_note(self, job_id: int, thread_id: int) -> None:
+    async def _post_note(self, job: Job, thread_id: int) -> None:
         """Best-effort: the characters' note as the new thread's first message, for a video with characters."""
-        job = await self._ctx.store.jobs.get(job_id)
-        note = cast_note(job) if job is not None else None
-        if job is None or note is None:
+        note = cast_note(job)
+        if note is None:
             return
         try:
             await self._ctx.chat.post_text(thread_id, note, nonce=None, mention_user_id=job.user_id)
         except ChatError as exc:
-            log.warning("job %s: could not post the characters in its thread: %s", job_id, exc)
+            log.warning("job %s: could not post the characters in its thread: %s", job.id, exc)
 
     async def _record(self, job_id: int, *, thread_id: int | None = None, refused: str | None = None) -> Job:
         job = await self._ctx.write(self._ctx.store.jobs.record_thread(job_id, thread_id=thread_id, refused=refused))
