@@ -48,7 +48,8 @@ __all__ = ["assemble", "process_name", "run_bot", "run_migrate", "run_sync", "se
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 8.0
-_CARD_QUOTA_FRESH = 10.0  # seconds a member's allowance, read for a progress card, is shown on their other cards
+# Seconds a member's allowance and a model's typical generation time, read for one progress card, serve other cards.
+_CARD_QUOTA_FRESH = 10.0
 
 
 def process_name(settings: Settings) -> str:

@@ -77,8 +77,10 @@ class Intake:
         self._policy = policy
         self._clock = clock
         self._card_quota_fresh = card_quota_fresh
-        """Seconds (real time) an owner's allowance read for one progress card is shown on their other cards."""
+        """Seconds (real time) an owner's allowance read for one progress card is shown on their other cards, and
+        the typical time of a model and duration on every card."""
         self._card_quotas: dict[tuple[int, int, tuple[int, ...], int], tuple[float, QuotaStatus]] = {}
+        self._typical: dict[tuple[str, int], tuple[float, float | None]] = {}  # (model, duration) -> (read at, s)
 
     def quota_request(self, role_ids: tuple[int, ...]) -> QuotaRequest:
         return QuotaRequest(
@@ -270,9 +272,8 @@ class Intake:
         better none than a made-up one)."""
         now = self._clock()
         position = await self._store.jobs.queue_position(job.id) if job.status is JobStatus.QUEUED else None
-        recent = await self._store.jobs.recent_durations(job.model, job.duration)
         eta: float | None = None
-        typical = typical_duration(recent)
+        typical = await self._typical_duration(job.model, job.duration)
         if typical is not None:
             if job.status is JobStatus.GENERATING and job.submitted_at is not None:
                 eta = job.submitted_at + typical
@@ -283,6 +284,15 @@ class Intake:
             queue_position=position,
             eta=eta,
         )
+
+    async def _typical_duration(self, model: str, duration: int) -> float | None:
+        key = (model, duration)
+        cached = self._typical.get(key)
+        now = time.monotonic()
+        if cached is None or now - cached[0] >= self._card_quota_fresh:
+            recent = await self._store.jobs.recent_durations(model, duration)
+            cached = self._typical[key] = (now, typical_duration(recent))
+        return cached[1]
 
     async def owner_card_context(self, job: Job) -> CardContext:
         """`card_context` with the owner's allowance in the job's channel, read with the roles stored with the job

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from bot.domain.clock import FakeClock
 from bot.domain.jobs import FailureKind, JobStatus
 from bot.domain.pools import Period
@@ -111,6 +113,23 @@ async def test_the_card_shows_quota_place_in_line_and_an_eta_only_from_history(
     context = await intake.card_context(second.job)
     assert context.allowance is None  # no quota given: no quota line
     assert context.eta == clock() + 120
+
+
+async def test_cards_reuse_the_typical_time_for_a_while_instead_of_reading_history_for_every_edit(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr("bot.services.intake.time.monotonic", lambda: now[0])
+    policy = QuotaPolicy(default_limit=5, window_seconds=86_400, max_active=2)
+    intake = Intake(store, model="m", policy=policy, clock=clock, card_quota_fresh=10.0)
+    first = await accepted(intake)
+    second = await accepted(intake, user_id=USER + 1)
+    assert (await intake.card_context(second.job)).eta is None
+    await store.jobs.update_fields(first.job.id, submitted_at=clock() - 200, provider_finished_at=clock() - 80)
+    now[0] += 9.9
+    assert (await intake.card_context(second.job)).eta is None  # read 9.9 s ago: shown again
+    now[0] += 0.1
+    assert (await intake.card_context(second.job)).eta == clock() + 120  # 10 s on: history read again
 
 
 async def test_the_owners_card_context_reads_their_limit_with_the_roles_stored_with_the_job(
