@@ -218,3 +218,39 @@ async def test_a_claim_with_no_step_running_is_let_go_so_another_process_starts_
         started = await asyncio.wait_for(second.threads.wait(await env.job(job.id)), timeout=5)
         assert started.thread_id == CARD
         assert env.chat.calls.count("start_thread") == 1
+
+
+async def test_a_thread_step_another_process_holds_is_left_to_it_and_waited_for_only_when_needed(
+    tmp_path: Path,
+) -> None:
+    async with make_env(tmp_path) as env:
+        env.chat = SlowThreadsChat()
+        job = await env.new_job(thread=None)
+        first, second = env.poller(), env.poller()  # two processes on one store
+        doing = first.threads.ensure(job)
+        assert doing is not None
+        await asyncio.sleep(0.05)  # the first claimed the step and waits for Discord
+        reads = env.store.jobs.get
+        looked: list[int] = []
+
+        async def counted_get(job_id: int, **kwargs: object) -> object:
+            looked.append(job_id)
+            return await reads(job_id, **kwargs)  # type: ignore[arg-type]
+
+        env.store.jobs.get = counted_get  # type: ignore[method-assign]
+        # Claiming the job for its provider work, the second process finds the step taken: nothing runs for it
+        # there, and nothing keeps reading the job's row.
+        there = second.threads.ensure(job)
+        assert there is not None
+        assert await asyncio.wait_for(there, timeout=1) is None
+        await asyncio.sleep(0.6)
+        assert looked == []
+        # Its delivery needs the thread: it waits until the first process has started it.
+        waiting = asyncio.create_task(second.threads.wait(job))
+        await asyncio.sleep(0.6)
+        assert not waiting.done()
+        env.chat.gate.set()
+        started = await asyncio.wait_for(waiting, timeout=5)
+        assert started.thread_id == CARD
+        assert (await doing).thread_id == CARD  # type: ignore[union-attr]
+        assert env.chat.calls.count("start_thread") == 1

@@ -11,7 +11,8 @@ A video with saved characters gets a first message in its new thread saying who 
 posted by this step before it ends, so it comes before anything else posted for the job.
 
 Several processes may find the same thread still to be started (each scans for them); the one that claims the step
-in the job row (`claim_threads`, renewed while it runs) asks Discord, the others wait for the row to say it is done.
+in the job row (`claim_thread`, or `claim_threads` for all at once; renewed while it runs) asks Discord. The others
+leave it to that process: only what needs the thread (a delivery, a notice) looks at the row until it says it is done.
 
 When Discord refuses for good (missing permission, a channel that cannot hold threads, the server's thread
 limit, a deleted card), the refusal is stored in words for the member: the video then goes to the channel,
@@ -56,15 +57,16 @@ class Threads:
     def __init__(self, ctx: StepContext, on_ready: Callable[[], None]) -> None:
         self._ctx = ctx
         self._on_ready = on_ready
-        self._running: dict[int, asyncio.Task[Job]] = {}
+        self._running: dict[int, asyncio.Task[Job | None]] = {}
         self._claimed: set[int] = set()  # jobs whose thread step this process claimed and is doing
         self._tasks = BackgroundTasks(log)
 
     def __len__(self) -> int:
         return len(self._running)
 
-    def ensure(self, job: Job) -> asyncio.Task[Job] | None:
-        """Start the job's thread unless it is already being started; None if there is nothing to start."""
+    def ensure(self, job: Job) -> asyncio.Task[Job | None] | None:
+        """Start the job's thread step here unless it runs here already; None if there is nothing to start. The
+        task ends with the row as the step left it, or with None at once if another process holds the step."""
         if not job.thread_pending:
             return None
         task = self._running.get(job.id)
@@ -74,16 +76,26 @@ class Threads:
             task.add_done_callback(lambda ended: self._forget(job.id, ended))
         return task
 
-    def _forget(self, job_id: int, ended: asyncio.Task[Job]) -> None:
+    def _forget(self, job_id: int, ended: asyncio.Task[Job | None]) -> None:
         if self._running.get(job_id) is ended:
             del self._running[job_id]
 
     async def wait(self, job: Job) -> Job:
-        """The job once its thread step has ended (the row as the step left it)."""
-        task = self.ensure(job)
-        if task is None:
-            return job
-        return await asyncio.shield(task)
+        """The job once its thread step has ended (the row as the step left it), whichever process does it. While
+        another process holds the step, its row is looked at every `_OTHERS_STEP_CHECK` seconds (and the step is
+        taken over if that process's claim runs out)."""
+        while True:
+            task = self.ensure(job)
+            if task is None:
+                return job
+            done = await asyncio.shield(task)
+            if done is not None:
+                return done
+            await asyncio.sleep(_OTHERS_STEP_CHECK)
+            current = await self._ctx.store.jobs.get(job.id)
+            if current is None:
+                raise JobNotFound(job.id)
+            job = current
 
     async def scan(self) -> int:
         """Claim and start every stored thread step that no process is doing (after a restart, or a card recorded
@@ -91,8 +103,8 @@ class Threads:
         started = 0
         ctx = self._ctx
         for job in await ctx.store.jobs.claim_threads(ctx.owner, lease_seconds=ctx.config.lease_seconds):
-            self._claimed.add(job.id)  # a step of ours waiting for another process's claim may go now
             if job.id not in self._running:
+                self._claimed.add(job.id)
                 self.ensure(job)
                 started += 1
         return started
@@ -118,16 +130,10 @@ class Threads:
         """Cancel thread steps still waiting (a restart resumes them)."""
         await self._tasks.cancel_all(within=within)
 
-    async def _start(self, job: Job) -> Job:
+    async def _start(self, job: Job) -> Job | None:
         try:
-            while job.id not in self._claimed and not await self._claim(job.id):
-                # Another process is starting it (or it is done): wait for the row to say so.
-                current = await self._ctx.store.jobs.get(job.id)
-                if current is None:
-                    raise JobNotFound(job.id)
-                if not current.thread_pending:
-                    return current
-                await asyncio.sleep(_OTHERS_STEP_CHECK)
+            if job.id not in self._claimed and not await self._claim(job.id):
+                return None  # another process is doing it (or it is done): nothing to wait for unless asked to
             return await self._ask_discord(job)
         finally:
             self._claimed.discard(job.id)
