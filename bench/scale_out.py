@@ -369,6 +369,8 @@ async def takeover(shape: Shape = TAKEOVER) -> Result:
         "bot CPU per job, one process / shards and workers",
         f"{one.cpu_per_job() * 1000:.1f} / {run.cpu_per_job() * 1000:.1f} ms",
     )
+    cpu_ratio = run.cpu_per_job() / one.cpu_per_job()
+    result.add("bot CPU per job, shards and workers / one process", f"{cpu_ratio:.2f}", "<= 1.5", cpu_ratio <= 1.5)
     result.notes.append(
         f"The lease is JOB_LEASE_SECONDS = {LEASE:g} s and the poll interval {POLL:g} s (the defaults): a job the "
         "killed worker held stays its own until the lease runs out, then the other worker claims it on its next "
