@@ -206,16 +206,10 @@ async def deployment(tmp: Path, shape: Shape, url: str | None = None) -> AsyncIt
     discord_sim.users.update(users)
     # Wall-clock time, so the provider's finish times compare with the Discord simulator's message times.
     aiml = ProviderSimulator(SIM_KEY, default_script=JobScript(), durations=shape.durations, clock=time.time)
-    await discord_sim.start()
-    await aiml.start()
     # The default poll interval (10 s), which the simulators' recipe lowers for tests.
-    dep = Deployment(discord_sim, aiml, url or f"sqlite:///{tmp / 'bot.db'}", tmp, {"poll_interval_seconds": 10})
-    try:
+    defaults = {"poll_interval_seconds": 10}
+    async with Deployment.running(discord_sim, aiml, url or f"sqlite:///{tmp / 'bot.db'}", tmp, defaults) as dep:
         yield dep
-    finally:
-        await dep.stop_all()
-        await aiml.stop()
-        await discord_sim.stop()
 
 
 async def job_rows(url: str) -> list[dict[str, Any]]:

@@ -40,15 +40,8 @@ async def deployment(postgres: PostgresCluster, tmp_path: Path) -> AsyncIterator
     guilds = [guild_on_shard(shard, 2, index) for index in range(2) for shard in range(2)]
     discord_sim = DiscordSimulator(token=SIM_TOKEN, guilds=guilds, shards=2, max_concurrency=1)
     aiml = AimlSimulator(key=SIM_KEY, default_script=JobScript(queued_s=0.3, generating_s=2.5))
-    await discord_sim.start()
-    await aiml.start()
-    dep = SimDeployment(discord_sim, aiml, postgres.new_database(), tmp_path, settings=SETTINGS)
-    try:
+    async with SimDeployment.running(discord_sim, aiml, postgres.new_database(), tmp_path, SETTINGS) as dep:
         yield dep
-    finally:
-        await dep.stop_all()
-        await aiml.stop()
-        await discord_sim.stop()
 
 
 def _polls(aiml: AimlSimulator) -> dict[str, list[tuple[float, float, str]]]:

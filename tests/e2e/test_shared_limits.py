@@ -40,15 +40,8 @@ FIRST_MEMBER = 750_000_000_000_000_000
 async def sims(postgres: PostgresCluster, tmp_path: Path) -> AsyncIterator[SimDeployment]:
     discord_sim = DiscordSimulator(token=SIM_TOKEN)
     aiml = AimlSimulator(key=SIM_KEY, default_script=JobScript(queued_s=0.3, generating_s=1.5))
-    await discord_sim.start()
-    await aiml.start()
-    dep = SimDeployment(discord_sim, aiml, postgres.new_database(), tmp_path, settings=SETTINGS)
-    try:
+    async with SimDeployment.running(discord_sim, aiml, postgres.new_database(), tmp_path, SETTINGS) as dep:
         yield dep
-    finally:
-        await dep.stop_all()
-        await aiml.stop()
-        await discord_sim.stop()
 
 
 def most_in_one_second(times: list[float]) -> int:

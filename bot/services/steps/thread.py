@@ -111,8 +111,9 @@ class Threads:
 
     async def renew_claims(self) -> None:
         """Keep this process's claims on the thread steps it is doing (the poller calls this with its leases). A
-        claim with no step running here is let go, never renewed: renewing it would keep every other process
-        waiting for a thread nobody is starting."""
+        claim with no step running here is let go, never renewed alone: that would keep every other process
+        waiting for a thread nobody is starting. The renewal is a scan, so a step it finds without a holder (even
+        one this process let go) is started here, not left waiting."""
         self._claimed &= self._running.keys()
         if self._claimed:
             try:
