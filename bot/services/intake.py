@@ -20,9 +20,9 @@ from bot.domain.quotas import QuotaStatus
 from bot.domain.styles import StyleChoice
 from bot.domain.validation import ImageMeta, clean_prompt, validate_video_request
 from bot.domain.words import blocked_phrase
+from bot.services.history import History
 from bot.services.presenter import CardContext
 from bot.services.quota_words import BLOCKED_WORDS_PROBLEM, blocked_name_problem
-from bot.services.schedule import typical_duration
 from bot.storage import NewJob, QuotaRequest, Refused, Reserved, Store
 
 __all__ = ["Intake", "Invalid", "QuotaPolicy", "VideoRequest"]
@@ -80,7 +80,7 @@ class Intake:
         """Seconds (real time) an owner's allowance read for one progress card is shown on their other cards, and
         the typical time of a model and duration on every card."""
         self._card_quotas: dict[tuple[int, int, tuple[int, ...], int], tuple[float, QuotaStatus]] = {}
-        self._typical: dict[tuple[str, int], tuple[float, float | None]] = {}  # (model, duration) -> (read at, s)
+        self._history = History(store, time.monotonic, ttl=card_quota_fresh)
 
     def quota_request(self, role_ids: tuple[int, ...]) -> QuotaRequest:
         return QuotaRequest(
@@ -273,7 +273,7 @@ class Intake:
         now = self._clock()
         position = await self._store.jobs.queue_position(job.id) if job.status is JobStatus.QUEUED else None
         eta: float | None = None
-        typical = await self._typical_duration(job.model, job.duration)
+        typical = await self._history.typical(job.model, job.duration)
         if typical is not None:
             if job.status is JobStatus.GENERATING and job.submitted_at is not None:
                 eta = job.submitted_at + typical
@@ -284,15 +284,6 @@ class Intake:
             queue_position=position,
             eta=eta,
         )
-
-    async def _typical_duration(self, model: str, duration: int) -> float | None:
-        key = (model, duration)
-        cached = self._typical.get(key)
-        now = time.monotonic()
-        if cached is None or now - cached[0] >= self._card_quota_fresh:
-            recent = await self._store.jobs.recent_durations(model, duration)
-            cached = self._typical[key] = (now, typical_duration(recent))
-        return cached[1]
 
     async def owner_card_context(self, job: Job) -> CardContext:
         """`card_context` with the owner's allowance in the job's channel, read with the roles stored with the job

@@ -12,13 +12,14 @@ from typing import Any, TypeVar
 
 from bot.domain.clock import Clock
 from bot.domain.jobs import FailureKind, Job, JobStatus
+from bot.services.history import History
 from bot.services.ports import ChatPort, DownloaderPort, ProviderPort
-from bot.services.schedule import backoff, typical_duration
+from bot.services.schedule import backoff
 from bot.services.tasks import BackgroundTasks
 from bot.storage import Store
 from bot.traffic.provider import ProviderPacer
 
-__all__ = ["History", "PollerConfig", "StepContext", "detail"]
+__all__ = ["PollerConfig", "StepContext", "detail"]
 
 log = logging.getLogger("bot.services.poller")
 
@@ -59,30 +60,6 @@ class PollerConfig:
         }
         values.update(overrides)
         return cls(**values)
-
-
-class History:
-    """How long the provider took for recent jobs of each model and clip length, read from the store at most
-    every `ttl` seconds of the job clock (every submit and every poll asks)."""
-
-    def __init__(self, store: Store, clock: Clock, ttl: float = 15.0) -> None:
-        self._store = store
-        self._ttl = ttl
-        self._monotonic = clock
-        self._cache: dict[tuple[str, int], tuple[float, list[float]]] = {}
-
-    async def recent(self, model: str, duration: int) -> list[float]:
-        key = (model, duration)
-        cached = self._cache.get(key)
-        now = self._monotonic()
-        if cached is not None and now - cached[0] < self._ttl:
-            return cached[1]
-        recent = await self._store.jobs.recent_durations(model, duration)
-        self._cache[key] = (now, recent)
-        return recent
-
-    async def typical(self, model: str, duration: int) -> float | None:
-        return typical_duration(await self.recent(model, duration))
 
 
 class StepContext:
