@@ -47,12 +47,12 @@ from discord.http import HTTPClient, Route
 
 from bot.traffic.answers import BucketInfo, bucket_info, learned_from, refusal
 from bot.traffic.foreground import Foreground
+from bot.traffic.pump import keep_granting
 from bot.traffic.state import Learned, TrafficState, Window
 
 __all__ = ["DiscordScheduler", "Priority", "priority"]
 
 log = logging.getLogger(__name__)
-PUMP_RETRY = 0.5  # seconds before granting turns again after an unexpected error
 
 GLOBAL_KEY = "discord:global"
 # Our send times are not Discord's arrival times: windows are widened by this much so that jitter between the
@@ -267,7 +267,11 @@ class DiscordScheduler:
             heapq.heappush(self._ready, (*ticket.order(), ticket.queue))
         self._kick.set()
         if self._pump_task is None or self._pump_task.done():
-            self._pump_task = loop.create_task(self._pump(), name="reelbot-discord-pump", context=contextvars.Context())
+            self._pump_task = loop.create_task(
+                keep_granting(self._grant_turns, lambda: self._waiting > 0, "Discord requests"),
+                name="reelbot-discord-pump",
+                context=contextvars.Context(),
+            )
         try:
             await ticket.future
         except asyncio.CancelledError:
@@ -309,16 +313,6 @@ class DiscordScheduler:
         if learned is None:
             return [self._global], True
         return [self._global, self._bucket_window(learned, ticket)], False
-
-    async def _pump(self) -> None:
-        """Grant turns while requests wait. It must not die while any wait (they would wait forever, and a job's
-        task with them): an unexpected error is logged and granting resumes after a short pause."""
-        while self._waiting:
-            try:
-                await self._grant_turns()
-            except Exception:
-                log.exception("granting turns to Discord requests failed; trying again in %.1f s", PUMP_RETRY)
-                await asyncio.sleep(PUMP_RETRY)
 
     async def _grant_turns(self) -> None:
         """The most important head whose windows have room goes next, until none waits."""

@@ -22,7 +22,6 @@ import contextlib
 import contextvars
 import heapq
 import itertools
-import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -31,10 +30,8 @@ from typing import Any
 
 from bot.provider.errors import RateLimited
 from bot.traffic.foreground import Foreground
+from bot.traffic.pump import keep_granting
 from bot.traffic.state import TrafficState, Window
-
-log = logging.getLogger(__name__)
-PUMP_RETRY = 0.5  # seconds before granting turns again after an unexpected error
 
 __all__ = ["Pace", "PacerConfig", "ProviderPacer", "Urgency"]
 
@@ -42,8 +39,8 @@ PACE_KEY = "provider:pace"
 WINDOW_KEY = "provider:requests"
 PACE_FRESH = 0.1
 """Seconds the pace last read or changed here is used as it is before it is read again: every answer's change
-brings it up to date anyway, and in a shared state a read is a locked round trip (other processes' changes show
-within this long)."""
+brings it up to date anyway, and in a shared state a read is a round trip to the database (other processes'
+changes show within this long)."""
 
 
 class Urgency(IntEnum):
@@ -192,7 +189,9 @@ class ProviderPacer:
         self._kick.set()
         if self._pump_task is None or self._pump_task.done():
             self._pump_task = loop.create_task(
-                self._pump(), name="reelbot-provider-pump", context=contextvars.Context()
+                keep_granting(self._grant_turns, lambda: bool(self._waiters), "provider requests"),
+                name="reelbot-provider-pump",
+                context=contextvars.Context(),
             )
         try:
             return await future
@@ -202,16 +201,6 @@ class ProviderPacer:
                 await self._state.cancel([WINDOW_KEY])
                 self._kick.set()
             raise
-
-    async def _pump(self) -> None:
-        """Grant turns while requests wait; like the Discord scheduler's, it logs an unexpected error and goes on
-        rather than die and leave every waiting request waiting forever."""
-        while self._waiters:
-            try:
-                await self._grant_turns()
-            except Exception:
-                log.exception("granting turns to provider requests failed; trying again in %.1f s", PUMP_RETRY)
-                await asyncio.sleep(PUMP_RETRY)
 
     def _drop_gone(self) -> None:
         """Forget the waiters at the front whose callers gave up (cancelled)."""
