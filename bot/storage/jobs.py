@@ -122,6 +122,13 @@ def _held_by(holder: str | None) -> tuple[str, tuple[Any, ...]]:
     return ("", ()) if holder is None else (" AND lease_owner = ?", (holder,))
 
 
+# A job's thread step that `owner` (the first parameter) may claim at `now` (the second): still to be done, and held
+# by nobody, by `owner` already, or by a claim that ran out.
+_THREAD_CLAIMABLE = (
+    "thread_id IS NULL AND thread_refused IS NULL AND (thread_owner IS NULL OR thread_owner = ? OR thread_until <= ?)"
+)
+
+
 class JobRepository:
     """`store.jobs`."""
 
@@ -309,9 +316,8 @@ class JobRepository:
         now = self._clock()
         rows = await self._db.statement(
             "WITH picked AS ("
-            " SELECT id FROM jobs WHERE thread_id IS NULL AND thread_refused IS NULL AND status_message_id IS NOT NULL"
-            f" AND status IN ({ACTIVE_SQL}) AND (thread_owner IS NULL OR thread_owner = ? OR thread_until <= ?)"
-            f" ORDER BY id LIMIT ?{self._db.skip_locked})"
+            f" SELECT id FROM jobs WHERE {_THREAD_CLAIMABLE} AND status_message_id IS NOT NULL"
+            f" AND status IN ({ACTIVE_SQL}) ORDER BY id LIMIT ?{self._db.skip_locked})"
             " UPDATE jobs SET thread_owner = ?, thread_until = ? WHERE id IN (SELECT id FROM picked) RETURNING *",
             (owner, now, limit, owner, now + lease_seconds),
         )
@@ -340,9 +346,7 @@ class JobRepository:
         start; this makes one of them ask Discord."""
         now = self._clock()
         rows = await self._db.statement(
-            "UPDATE jobs SET thread_owner = ?, thread_until = ? WHERE id = ? AND thread_id IS NULL"
-            " AND thread_refused IS NULL AND (thread_owner IS NULL OR thread_owner = ? OR thread_until <= ?)"
-            " RETURNING id",
+            f"UPDATE jobs SET thread_owner = ?, thread_until = ? WHERE id = ? AND {_THREAD_CLAIMABLE} RETURNING id",
             (owner, now + lease_seconds, job_id, owner, now),
         )
         return bool(rows)
